@@ -1,0 +1,62 @@
+"""The native contract: tower/v1/<kind>/<device_id>/telemetry (JSON object or array) and .../status."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from ingest.validation import Rejected, check_device_id, reading_from_json, reading_from_object
+from tower.contract import DeviceKind, DeviceStatus, StatusChange
+from tower.store import Batch
+
+if TYPE_CHECKING:
+    from ingest.decode import Decoder
+
+_KINDS = ", ".join(kind.value for kind in DeviceKind)
+
+
+def decode(decoder: Decoder, topic: str, levels: list[str], payload: bytes, received_ms: int) -> Batch:
+    if len(levels) != 3 or levels[2] not in ("telemetry", "status"):
+        raise Rejected("unknown topic; use tower/v1/<kind>/<device_id>/telemetry or .../status")
+    kind_name, device_id, role = levels
+    try:
+        kind = DeviceKind(kind_name)
+    except ValueError:
+        raise Rejected(f"unknown device kind '{kind_name[:40]}'; use one of {_KINDS}") from None
+    check_device_id(device_id)
+    if role == "status":
+        return Batch(statuses=[StatusChange(kind, device_id, _status(payload), received_ms)])
+    if payload.lstrip()[:1] != b"[":
+        reading = reading_from_json(kind, device_id, payload, received_ms, decoder.max_future_skew_ms)
+        return Batch(readings=[reading])
+    return _offline_buffer(decoder, topic, kind, device_id, payload, received_ms)
+
+
+def _offline_buffer(
+    decoder: Decoder, topic: str, kind: DeviceKind, device_id: str, payload: bytes, received_ms: int
+) -> Batch:
+    """A JSON array: each item stands or falls alone."""
+    try:
+        items = json.loads(payload)
+    except ValueError as error:
+        raise Rejected(f"invalid JSON: {error}") from None
+    if not items:
+        raise Rejected("empty array; send at least one reading")
+    batch = Batch()
+    for index, item in enumerate(items):
+        try:
+            batch.readings.append(reading_from_object(kind, device_id, item, received_ms, decoder.max_future_skew_ms))
+        except Rejected as reason:
+            item_text = json.dumps(item).encode()
+            batch.dead_letters.append(
+                decoder.dead_letter(topic, item_text, f"item {index} of {len(items)}: {reason}", received_ms)
+            )
+    return batch
+
+
+def _status(payload: bytes) -> DeviceStatus:
+    text = payload.decode("utf-8", errors="replace").strip().strip('"').lower()
+    try:
+        return DeviceStatus(text)
+    except ValueError:
+        raise Rejected(f"status must be 'online' or 'offline', got '{text[:40]}'") from None

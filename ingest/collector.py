@@ -1,0 +1,113 @@
+"""`tower ingest`: the MQTT collector.
+
+A persistent MQTT session (fixed client id, QoS 1, manual acknowledgement) feeds the decoder in
+paho's network thread; the Writer commits and acknowledges. Whatever was not acknowledged when
+the process died is redelivered by the broker on the next start, and stored once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import paho.mqtt.client as mqtt
+
+from ingest.decode import Decoder
+from ingest.spool import Spool
+from ingest.writer import Delivery, IngestStats, Writer
+from tower.config import Settings
+from tower.contract import OWNTRACKS_ROOT, TOPIC_ROOT
+from tower.mqtt import connect, make_client
+from tower.store import Store
+from tower.timeutil import now_ms
+
+log = logging.getLogger("tower.ingest")
+
+SUBSCRIPTIONS = (f"{TOPIC_ROOT}/#", f"{OWNTRACKS_ROOT}/#")
+
+
+class Collector:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.stats = IngestStats()
+        self.decoder = Decoder.from_settings(settings)
+        self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+        self.writer = Writer(store, self.spool, self._acknowledge, settings, self.stats)
+        self.client, self.address, self._properties = make_client(
+            settings, settings.ingest_client_id, persistent=True, manual_ack=True
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.subscribed = threading.Event()
+        self._generation = 0
+
+    def topics(self) -> list[str]:
+        group = self.settings.ingest_share_group
+        return [f"$share/{group}/{topic}" if group else topic for topic in SUBSCRIPTIONS]
+
+    def start(self) -> None:
+        self.writer.start()
+        connect(self.client, self.address, self._properties, persistent=True)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        """Flush: store and acknowledge what has arrived, then leave the session to the broker."""
+        self.writer.stop()
+        self.client.disconnect()
+        self.client.loop_stop()
+        log.info(self.stats.line(self.spool, 0, 0))
+
+    # -- paho callbacks (network thread: CPU only, no I/O) ---------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties=None) -> None:
+        if reason_code.is_failure:
+            log.error("broker %s refused the connection: %s", self.address, reason_code)
+            return
+        self._generation += 1
+        log.info("connected to %s (session present: %s)", self.address, flags.session_present)
+        # Subscribing again is harmless when the session already holds these subscriptions.
+        client.subscribe([(topic, 1) for topic in self.topics()])
+
+    def _on_subscribe(self, client: mqtt.Client, userdata, mid, reason_codes, properties=None) -> None:
+        refused = [code for code in reason_codes if code.is_failure]
+        if refused:
+            log.error("broker refused subscriptions %s: %s", self.topics(), refused)
+            return
+        log.info("subscribed to %s", ", ".join(self.topics()))
+        self.subscribed.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata, flags, reason_code, properties=None) -> None:
+        self._generation += 1  # acknowledgements for the old connection's mids must not be sent
+        if reason_code != 0:
+            log.warning("disconnected from %s: %s; reconnecting", self.address, reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
+        received = now_ms()
+        self.stats.received += 1
+        batch = self.decoder.decode(message.topic, message.payload, received)
+        self.writer.submit(Delivery(message.mid, message.qos, self._generation, received, batch))
+
+    def _acknowledge(self, deliveries: list[Delivery]) -> None:
+        """Called by the writer once the deliveries are durable; in arrival order, as MQTT requires."""
+        generation = self._generation
+        for delivery in deliveries:
+            if delivery.qos and delivery.generation == generation:
+                self.client.ack(delivery.mid, delivery.qos)
+
+
+def run(settings: Settings, store: Store) -> int:
+    """Run until SIGTERM/SIGINT, then flush and exit. Returns the process exit code."""
+    collector = Collector(settings, store)
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    log.info("collecting %s from %s into %s", ", ".join(collector.topics()), collector.address, settings.store)
+    collector.start()
+    while not done.wait(1.0):
+        if collector.writer.failure is not None:
+            break
+    collector.stop()
+    return 1 if collector.writer.failure is not None else 0

@@ -1,0 +1,1 @@
+"""Device simulators that publish the message contract over MQTT."""

@@ -1,0 +1,1 @@
+"""Control Tower's shared core: message contract, store, configuration, command line."""

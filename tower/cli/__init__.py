@@ -1,0 +1,107 @@
+"""The `tower` command: one entry point, one sub-command per capability.
+
+Mistakes (bad flags, URLs, times, unknown devices) print one line saying what is wrong and how
+to fix it, and exit 2; an unavailable store or broker exits 1. No tracebacks for either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
+from tower.cli import commands
+from tower.cli.output import FORMATS
+from tower.store import StoreUnavailable
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's usage dump becomes one line
+        print(f"{self.prog}: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", help="store URL (default: $TOWER_STORE or sqlite:///var/tower.db)")
+
+
+def _format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tower", description="Control Tower: supply-chain visibility from device to dashboard.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    ingest = sub.add_parser("ingest", help="run the MQTT collector into the store")
+    ingest.add_argument("--broker", help="mqtt://[user:pass@]host:port (default: $TOWER_BROKER)")
+    _store_option(ingest)
+    ingest.add_argument("--client-id", help="MQTT client id of the persistent session (default: tower-ingest)")
+    ingest.add_argument("--share-group", help="join the shared subscription $share/GROUP/... to split load")
+    ingest.set_defaults(run=commands.ingest)
+
+    query = sub.add_parser("query", help="read readings or dead letters from the store")
+    query_sub = query.add_subparsers(dest="what", metavar="WHAT", required=True)
+    readings = query_sub.add_parser("readings", help="one device's readings in a time range")
+    readings.add_argument("--device", required=True, help="device id (see 'tower devices')")
+    readings.add_argument("--field", action="append", help="only this field (repeatable)")
+    readings.add_argument("--since", help="start: RFC 3339, epoch seconds, or an age like 2h (default: all)")
+    readings.add_argument("--until", help="end, exclusive: same forms as --since (default: now)")
+    readings.add_argument("--every", help="downsample to means per interval, e.g. 1m, 15m, 1h")
+    _store_option(readings)
+    _format_option(readings)
+    readings.set_defaults(run=commands.query_readings)
+    dead = query_sub.add_parser("dead-letters", help="rejected messages with their reasons")
+    dead.add_argument("--limit", type=int, default=1000, help="newest N (default: 1000)")
+    _store_option(dead)
+    _format_option(dead)
+    dead.set_defaults(run=commands.query_dead_letters)
+
+    devices = sub.add_parser("devices", help="known devices with kind, last-seen time and status")
+    _store_option(devices)
+    _format_option(devices)
+    devices.set_defaults(run=commands.devices)
+
+    contract = sub.add_parser("contract", help="print the message contract's field tables (Markdown)")
+    contract.set_defaults(run=commands.contract)
+
+    broker = sub.add_parser("broker", help="run a local MQTT broker (mosquitto, or amqtt if absent)")
+    broker.add_argument("--port", type=int, default=1883, help="port on 127.0.0.1 (default: 1883)")
+    broker.set_defaults(run=commands.broker)
+
+    demo = sub.add_parser("demo", help="run the whole system locally: broker, collector, sample fleet")
+    demo.add_argument("--port", type=int, help="broker port on 127.0.0.1 (default: 1883, or a free one)")
+    _store_option(demo)
+    demo.set_defaults(run=commands.demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except ValidationError as error:  # a ValueError too, so it comes first
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        print(
+            f"tower: error: configuration: {problems} (check TOWER_* variables and $TOWER_CONFIG)",
+            file=sys.stderr,
+        )
+        return 2
+    except ValueError as error:
+        print(f"tower: error: {error}", file=sys.stderr)
+        return 2
+    except StoreUnavailable as error:
+        print(f"tower: error: store unavailable: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,5 @@
+import sys
+
+from tower.cli import main
+
+sys.exit(main())

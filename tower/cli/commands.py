@@ -1,0 +1,160 @@
+"""What each `tower` sub-command does; argument parsing lives in tower.cli."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+import pandas as pd
+
+from tower.broker import LocalBroker
+from tower.cli.output import print_frame
+from tower.config import load_settings
+from tower.contract import contract_markdown
+from tower.store import open_store
+from tower.timeutil import parse_duration_ms, parse_moment_ms
+
+log = logging.getLogger("tower")
+
+
+def ingest(args: argparse.Namespace) -> int:
+    from ingest.collector import run
+
+    settings = load_settings(
+        broker=args.broker,
+        store=args.store,
+        ingest_client_id=args.client_id,
+        ingest_share_group=args.share_group,
+    )
+    store = open_store(settings.store)
+    try:
+        return run(settings, store)
+    finally:
+        store.close()
+
+
+def query_readings(args: argparse.Namespace) -> int:
+    settings = load_settings(store=args.store)
+    since = parse_moment_ms(args.since) if args.since else None
+    until = parse_moment_ms(args.until) if args.until else None
+    every = parse_duration_ms(args.every) if args.every else None
+    if since is not None and until is not None and since >= until:
+        raise ValueError(f"--since {args.since} is not before --until {args.until}")
+    store = open_store(settings.store, must_exist=True)
+    if args.device not in {device.device_id for device in store.devices()}:
+        raise ValueError(f"no device '{args.device}' in {settings.store}; 'tower devices' lists the known ones")
+    frame = store.readings(args.device, fields=args.field, since_ms=since, until_ms=until, every_ms=every)
+    print_frame(frame, args.format, f"no readings of {args.device} in that range")
+    return 0
+
+
+def query_dead_letters(args: argparse.Namespace) -> int:
+    settings = load_settings(store=args.store)
+    letters = open_store(settings.store, must_exist=True).dead_letters(limit=args.limit)
+    frame = pd.DataFrame(
+        {
+            "received": pd.to_datetime([d.received_ms for d in letters], unit="ms", utc=True),
+            "topic": [d.topic for d in letters],
+            "reason": [d.reason for d in letters],
+            "payload": [d.payload for d in letters],
+        }
+    )
+    print_frame(frame, args.format, "no dead letters")
+    return 0
+
+
+def devices(args: argparse.Namespace) -> int:
+    settings = load_settings(store=args.store)
+    known = open_store(settings.store, must_exist=True).devices()
+    frame = pd.DataFrame(
+        {
+            "device_id": [d.device_id for d in known],
+            "kind": [d.kind.value for d in known],
+            "last_seen": pd.to_datetime([d.last_seen_ms for d in known], unit="ms", utc=True),
+            "status": [d.status.value if d.status else None for d in known],
+        }
+    )
+    print_frame(frame, args.format, "no devices yet")
+    return 0
+
+
+def contract(args: argparse.Namespace) -> int:
+    print(contract_markdown())
+    return 0
+
+
+def broker(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    with LocalBroker(settings.data_dir / "broker", port=args.port, persistence=True) as local:
+        print(f"{local.name} listening on {local.url} (MQTT {local.protocol}); Ctrl-C stops it", file=sys.stderr)
+        _wait_for_signal()
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Broker, collector and sample fleet as child processes, until Ctrl-C."""
+    settings = load_settings(store=args.store)
+    port = args.port or (1883 if _port_free(1883) else None)
+    data_dir = settings.data_dir
+    with LocalBroker(data_dir / "broker", port=port, persistence=True) as local:
+        env = {
+            **os.environ,
+            "TOWER_BROKER": local.url,
+            "TOWER_MQTT_PROTOCOL": local.protocol,
+            "TOWER_STORE": settings.store,
+        }
+        logs = data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        children = {
+            name: subprocess.Popen(
+                command,
+                env=env,
+                stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
+                stderr=subprocess.STDOUT,
+            )
+            for name, command in (
+                ("ingest", [sys.executable, "-m", "tower.cli", "ingest"]),
+                ("sample-fleet", [sys.executable, "-m", "simulators.sample_fleet"]),
+            )
+        }
+        print(
+            f"Control Tower demo running: {local.name} on {local.url}, store {settings.store}\n"
+            f"  logs:        {logs}/\n"
+            f"  devices:     tower devices --store {settings.store}\n"
+            f"  readings:    tower query readings --store {settings.store} --device truck-001 --since 5m\n"
+            f"  rejects:     tower query dead-letters --store {settings.store}\n"
+            "Ctrl-C stops everything.",
+            file=sys.stderr,
+        )
+        _wait_for_signal(children)
+        for child in children.values():
+            child.send_signal(signal.SIGTERM)
+        for child in children.values():
+            child.wait(30)
+    return 0
+
+
+def _wait_for_signal(children: dict[str, subprocess.Popen] | None = None) -> None:
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    while not done.wait(1.0):
+        for name, child in (children or {}).items():
+            if child.poll() is not None:
+                log.error("%s exited with code %s (see its log); stopping the demo", name, child.returncode)
+                return
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

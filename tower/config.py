@@ -1,0 +1,73 @@
+"""The one configuration object: environment variables `TOWER_*` over an optional YAML file.
+
+Precedence (highest first): command-line flags (applied by the CLI), `TOWER_*` environment
+variables, the YAML file named by `TOWER_CONFIG`, the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOWER_", extra="forbid")
+
+    # Where things live
+    store: str = Field("sqlite:///var/tower.db", description="store URL: sqlite:///relative.db, sqlite:////abs.db")
+    broker: str = Field("mqtt://127.0.0.1:1883", description="MQTT broker URL: mqtt://[user:pass@]host:port")
+    mqtt_protocol: Literal["5", "3.1.1"] = Field(
+        "5", description="MQTT protocol; 3.1.1 only for brokers without v5 (the pure-Python fallback)"
+    )
+    data_dir: Path = Field(Path("var"), description="local state: spool, broker persistence, demo logs")
+
+    # Collector
+    ingest_client_id: str = Field("tower-ingest", description="fixed MQTT client id of the persistent session")
+    ingest_share_group: str | None = Field(None, description="join $share/<group>/... to split load")
+    session_expiry_s: int = Field(7 * 24 * 3600, description="how long the broker keeps our session offline")
+    inflight_max: int = Field(10_000, ge=1, le=65_535, description="unacknowledged messages the broker may send")
+    batch_max: int = Field(2_000, ge=1, description="readings per store transaction at most")
+    batch_linger_ms: int = Field(50, ge=1, description="longest a reading waits for its batch to fill")
+    max_payload_bytes: int = Field(256 * 1024, description="larger payloads are dead-lettered")
+    max_future_skew_s: int = Field(300, description="readings stamped further in the future are rejected")
+    dead_letter_payload_bytes: int = Field(1024, description="payload bytes kept in a dead-letter record")
+    spool_max_bytes: int = Field(512 * 1024 * 1024, description="on-disk spool bound; full = stop acking")
+    stats_interval_s: float = Field(10.0, description="seconds between one-line collector stats")
+
+    # Store retention
+    raw_retention_days: float = Field(30.0, gt=0, description="raw readings older than this are rolled up")
+    rollup_retention_days: float = Field(400.0, gt=0, description="1-minute rollups older than this go")
+    retention_interval_s: float = Field(3600.0, gt=0, description="how often the collector applies retention")
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool" / self.ingest_client_id
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("TOWER_CONFIG")
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from env and file, with the given non-None overrides (command-line flags) on top."""
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})

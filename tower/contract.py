@@ -1,0 +1,179 @@
+"""The message contract, defined once as data: device kinds, their fields, topics and limits.
+
+Validation (ingest), the storage schema (tower.store), the device makers' document
+(`tower contract`, tower/CONTRACT.md) and later charts and rules all read these tables.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+TOPIC_ROOT = "tower/v1"
+LINE_PROTOCOL_NAMESPACE = "lp"
+SERVICE_NAMESPACES = ("alerts",)  # topics under TOPIC_ROOT that tower services publish, not devices
+OWNTRACKS_ROOT = "owntracks"
+DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+EARLIEST_TS_MS = 946_684_800_000  # 2000-01-01: earlier stamps come from devices whose clock was never set
+
+
+class DeviceKind(StrEnum):
+    SHIPMENT = "shipment"
+    WAREHOUSE = "warehouse"
+    EQUIPMENT = "equipment"
+
+
+class DeviceStatus(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+FieldValue = float | int | bool | str
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One measured quantity: how it is named, typed, bounded and described."""
+
+    name: str
+    type: type  # float, int, bool or str
+    unit: str
+    description: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = field(default=())
+
+    @property
+    def numeric(self) -> bool:
+        return self.type in (float, int, bool)
+
+
+def _number(name: str, unit: str, lo: float, hi: float, description: str) -> FieldSpec:
+    return FieldSpec(name, float, unit, description, lo, hi)
+
+
+def _flag(name: str, description: str) -> FieldSpec:
+    return FieldSpec(name, bool, "", description)
+
+
+KIND_FIELDS: dict[DeviceKind, tuple[FieldSpec, ...]] = {
+    DeviceKind.SHIPMENT: (
+        _number("lat", "deg", -90, 90, "WGS84 latitude"),
+        _number("lon", "deg", -180, 180, "WGS84 longitude"),
+        _number("speed_kmh", "km/h", 0, 250, "ground speed"),
+        _number("heading_deg", "deg", 0, 360, "course over ground, 0 = north"),
+        _number("temp_c", "°C", -60, 80, "cargo (reefer) air temperature"),
+        _number("humidity_pct", "%", 0, 100, "cargo relative humidity"),
+        _flag("door_open", "cargo door open"),
+        _number("shock_g", "g", 0, 50, "peak acceleration since the last reading"),
+        _number("battery_pct", "%", 0, 100, "tracker battery"),
+    ),
+    DeviceKind.WAREHOUSE: (
+        _number("temp_c", "°C", -60, 80, "air temperature"),
+        _number("humidity_pct", "%", 0, 100, "relative humidity"),
+        _flag("dock_door_open", "dock door open"),
+        _number("occupancy_pct", "%", 0, 100, "storage occupancy"),
+    ),
+    DeviceKind.EQUIPMENT: (
+        _number("vibration_rms_mm_s", "mm/s", 0, 100, "vibration velocity, RMS (ISO 10816)"),
+        _number("bearing_temp_c", "°C", -40, 250, "bearing temperature"),
+        _number("motor_current_a", "A", 0, 2000, "motor current"),
+        _number("rpm", "1/min", 0, 100_000, "shaft speed"),
+        FieldSpec(
+            "state",
+            str,
+            "",
+            "operating state",
+            choices=("running", "idle", "stopped", "fault", "maintenance"),
+        ),
+    ),
+}
+
+
+def storage_columns() -> dict[str, FieldSpec]:
+    """Every known field by name, across kinds; a name means the same quantity in every kind."""
+    columns: dict[str, FieldSpec] = {}
+    for specs in KIND_FIELDS.values():
+        for spec in specs:
+            known = columns.setdefault(spec.name, spec)
+            if (known.type, known.unit) != (spec.type, spec.unit):
+                raise ValueError(f"field {spec.name} has two meanings across kinds")
+    return columns
+
+
+def field_spec(kind: DeviceKind, name: str) -> FieldSpec | None:
+    return next((spec for spec in KIND_FIELDS[kind] if spec.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One validated reading: a device's fields at one event time (epoch milliseconds, UTC)."""
+
+    kind: DeviceKind
+    device_id: str
+    ts_ms: int
+    fields: dict[str, FieldValue]
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that could not be accepted, with the reason and what it looked like."""
+
+    received_ms: int
+    topic: str
+    payload: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A device's retained online/offline status (its MQTT last will)."""
+
+    kind: DeviceKind
+    device_id: str
+    status: DeviceStatus
+    received_ms: int
+
+
+def telemetry_topic(kind: DeviceKind, device_id: str) -> str:
+    return f"{TOPIC_ROOT}/{kind}/{device_id}/telemetry"
+
+
+def status_topic(kind: DeviceKind, device_id: str) -> str:
+    return f"{TOPIC_ROOT}/{kind}/{device_id}/status"
+
+
+def contract_markdown() -> str:
+    """The field tables of the device makers' document (tower/CONTRACT.md), generated from the code."""
+    lines: list[str] = []
+    for kind, specs in KIND_FIELDS.items():
+        lines += [
+            f"### `{kind}`",
+            "",
+            "| field | type | unit | valid range | meaning |",
+            "|---|---|---|---|---|",
+        ]
+        for spec in specs:
+            cells = [f"`{spec.name}`", _type_name(spec), spec.unit or "-", _range_text(spec), spec.description]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _type_name(spec: FieldSpec) -> str:
+    return {float: "number", int: "integer", bool: "boolean", str: "string"}[spec.type]
+
+
+def _range_text(spec: FieldSpec) -> str:
+    if spec.choices:
+        return ", ".join(spec.choices)
+    if spec.min is None and spec.max is None:
+        return "-"
+    return f"{spec.min:g} … {spec.max:g}"
+
+
+def is_plain_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,76 @@
+"""MQTT connection details shared by every tower process: broker URLs and paho client set-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from tower.config import Settings
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        """mqtt://[user:pass@]host[:port]; ValueError with the expected form otherwise."""
+        parts = urlsplit(url)
+        if parts.scheme != "mqtt" or not parts.hostname:
+            raise ValueError(f"broker URL '{url}' is not of the form mqtt://[user:pass@]host:port")
+        try:
+            port = parts.port or 1883
+        except ValueError:
+            raise ValueError(f"broker URL '{url}' has an invalid port") from None
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password else None
+        return cls(parts.hostname, port, username, password)
+
+    def __str__(self) -> str:  # never shows the password
+        user = f"{self.username}@" if self.username else ""
+        return f"mqtt://{user}{self.host}:{self.port}"
+
+
+def make_client(
+    settings: Settings, client_id: str, *, persistent: bool = False, manual_ack: bool = False
+) -> tuple[mqtt.Client, BrokerAddress, Properties | None]:
+    """A paho client (callback API v2) for the configured broker, and its CONNECT properties.
+
+    persistent: the broker keeps the session (subscriptions and queued QoS 1 messages) while we
+    are away, for settings.session_expiry_s on MQTT 5, indefinitely on MQTT 3.1.1.
+    """
+    address = BrokerAddress.parse(settings.broker)
+    v5 = settings.mqtt_protocol == "5"
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        clean_session=None if v5 else not persistent,
+        manual_ack=manual_ack,
+    )
+    if address.username:
+        client.username_pw_set(address.username, address.password)
+    client.max_queued_messages_set(0)
+    client.max_inflight_messages_set(1000)
+    properties = None
+    if v5:
+        properties = Properties(PacketTypes.CONNECT)
+        if persistent:
+            properties.SessionExpiryInterval = settings.session_expiry_s
+        properties.ReceiveMaximum = settings.inflight_max
+    return client, address, properties
+
+
+def connect(client: mqtt.Client, address: BrokerAddress, properties: Properties | None, *, persistent: bool) -> None:
+    """Connect (MQTT 5: clean_start only for non-persistent clients) without starting the loop."""
+    if properties is not None:
+        client.connect(address.host, address.port, keepalive=30, clean_start=not persistent, properties=properties)
+    else:
+        client.connect(address.host, address.port, keepalive=30)
