@@ -204,7 +204,9 @@ class SqliteStore(Store):
                 params,
             ).drop(columns=["device_id", "kind"])
             frame = pd.concat([self._rollup_means(params), raw]) if self._has_rollups(params) else raw
-        frame = frame.dropna(axis="columns", how="all").sort_values("ts", kind="stable")
+        # Only the fields this device reported in the range; an empty result has just ts and device_id.
+        frame = frame.dropna(axis="columns", how="all") if not frame.empty else frame[["ts"]]
+        frame = frame.sort_values("ts", kind="stable")
         frame.insert(1, "device_id", device_id)
         if fields is not None:
             frame = frame[[c for c in ["ts", "device_id", *fields] if c in frame.columns]]

@@ -1,0 +1,27 @@
+# Every target sets itself up on a fresh machine: the virtual environment is built on first use.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test bench lint clean
+
+demo: $(STAMP)  ## run the whole system locally (Ctrl-C stops it)
+	$(VENV)/bin/tower demo
+
+test: $(STAMP)  ## lint, then the test suite against a real mosquitto
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q
+
+bench: $(STAMP)  ## performance figures, each next to its baseline measured in the same run
+	$(PY) -m benchmarks.ingest
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+clean:
+	rm -rf $(VENV) var .pytest_cache test-artifacts

@@ -1,0 +1,141 @@
+"""Shared fixtures: a real mosquitto on a free loopback port, stores, publishers, collectors."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.collector import Collector
+from tower.broker import LocalBroker
+from tower.config import Settings, load_settings
+from tower.mqtt import connect, make_client
+from tower.store import Store, open_store
+
+REPO = Path(__file__).resolve().parent.parent
+_ids = itertools.count()
+
+
+def wait_until(predicate: Callable[[], object], timeout_s: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    local = LocalBroker(tmp_path_factory.mktemp("broker"))
+    if os.environ.get("CI") and not local.mosquitto:
+        pytest.fail("mosquitto is not installed; .ci/run installs it")
+    with local:
+        yield local
+
+
+@pytest.fixture
+def settings(broker: LocalBroker, tmp_path: Path) -> Settings:
+    """Settings for one test: its own store, spool and MQTT session, fast stats."""
+    return load_settings(
+        broker=broker.url,
+        mqtt_protocol=broker.protocol,
+        store=f"sqlite:///{tmp_path}/tower.db",
+        data_dir=tmp_path / "var",
+        ingest_client_id=f"test-ingest-{os.getpid()}-{next(_ids)}",
+        stats_interval_s=1.0,
+    )
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    opened = open_store(settings.store)
+    yield opened
+    opened.close()
+
+
+class Publisher:
+    """A QoS 1 publisher that waits until the broker has every message."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.client, address, properties = make_client(settings, f"test-pub-{os.getpid()}-{next(_ids)}")
+        connect(self.client, address, properties, persistent=False)
+        self.client.loop_start()
+
+    def send(self, topic: str, payload: bytes | str | dict | list, qos: int = 1) -> None:
+        if isinstance(payload, dict | list):
+            payload = json.dumps(payload)
+        self.client.publish(topic, payload, qos=qos).wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def publisher(settings: Settings) -> Iterator[Publisher]:
+    pub = Publisher(settings)
+    yield pub
+    pub.close()
+
+
+@pytest.fixture
+def start_collector(settings: Settings) -> Iterator[Callable[..., Collector]]:
+    """Start in-process collectors (own store connection each); all are stopped at teardown."""
+    started: list[tuple[Collector, Store]] = []
+
+    def start(**overrides: object) -> Collector:
+        collector_settings = settings.model_copy(update=overrides)
+        collector_store = open_store(collector_settings.store)
+        collector = Collector(collector_settings, collector_store)
+        collector.start()
+        wait_until(collector.subscribed.is_set, what="collector subscription")
+        started.append((collector, collector_store))
+        return collector
+
+    yield start
+    for collector, collector_store in started:
+        if collector.writer.is_alive():
+            collector.stop()
+        collector_store.close()
+
+
+def collector_process(settings: Settings, log_path: Path) -> subprocess.Popen:
+    """`tower ingest` as a real child process, for kill and signal tests."""
+    env = {
+        **os.environ,
+        "TOWER_BROKER": settings.broker,
+        "TOWER_MQTT_PROTOCOL": settings.mqtt_protocol,
+        "TOWER_STORE": settings.store,
+        "TOWER_DATA_DIR": str(settings.data_dir),
+        "TOWER_INGEST_CLIENT_ID": settings.ingest_client_id,
+        "TOWER_STATS_INTERVAL_S": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tower.cli", "ingest"],
+        env=env,
+        cwd=REPO,
+        stdout=open(log_path, "ab"),  # noqa: SIM115 - the child owns it
+        stderr=subprocess.STDOUT,
+    )
+    wait_until(lambda: b"subscribed to" in log_path.read_bytes(), what="collector process subscription")
+    return process
+
+
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
+    process.send_signal(sig)
+    return process.wait(30)
+
+
+def stored_seqs(store: Store, device_id: str) -> list[int]:
+    frame = store.readings(device_id)
+    return [] if frame.empty else sorted(int(s) for s in frame["seq"].dropna())
+
