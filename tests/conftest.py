@@ -108,8 +108,9 @@ def start_collector(settings: Settings) -> Iterator[Callable[..., Collector]]:
         collector_store.close()
 
 
-def collector_process(settings: Settings, log_path: Path) -> subprocess.Popen:
+def collector_process(settings: Settings, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """`tower ingest` as a real child process, for kill and signal tests."""
+    start = log_path.stat().st_size if log_path.exists() else 0
     env = {
         **os.environ,
         "TOWER_BROKER": settings.broker,
@@ -118,6 +119,7 @@ def collector_process(settings: Settings, log_path: Path) -> subprocess.Popen:
         "TOWER_DATA_DIR": str(settings.data_dir),
         "TOWER_INGEST_CLIENT_ID": settings.ingest_client_id,
         "TOWER_STATS_INTERVAL_S": "1",
+        **(env or {}),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "tower.cli", "ingest"],
@@ -126,7 +128,7 @@ def collector_process(settings: Settings, log_path: Path) -> subprocess.Popen:
         stdout=open(log_path, "ab"),  # noqa: SIM115 - the child owns it
         stderr=subprocess.STDOUT,
     )
-    wait_until(lambda: b"subscribed to" in log_path.read_bytes(), what="collector process subscription")
+    wait_until(lambda: b"subscribed to" in log_path.read_bytes()[start:], what="collector process subscription")
     return process
 
 
@@ -138,4 +140,3 @@ def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
 def stored_seqs(store: Store, device_id: str) -> list[int]:
     frame = store.readings(device_id)
     return [] if frame.empty else sorted(int(s) for s in frame["seq"].dropna())
-

@@ -15,8 +15,16 @@ def test_every_kind_is_stored_with_its_event_time_and_values(start_collector, pu
     publisher.send(
         "tower/v1/shipment/trk-1/telemetry",
         {
-            "ts": rfc3339(t0).replace("Z", "+00:00"), "seq": 1, "lat": 51.92, "lon": 4.48, "speed_kmh": 82.5,
-            "heading_deg": 90, "temp_c": 3.5, "humidity_pct": 60, "door_open": False, "shock_g": 0.2,
+            "ts": rfc3339(t0).replace("Z", "+00:00"),
+            "seq": 1,
+            "lat": 51.92,
+            "lon": 4.48,
+            "speed_kmh": 82.5,
+            "heading_deg": 90,
+            "temp_c": 3.5,
+            "humidity_pct": 60,
+            "door_open": False,
+            "shock_g": 0.2,
             "battery_pct": 88,
         },
     )
@@ -26,8 +34,15 @@ def test_every_kind_is_stored_with_its_event_time_and_values(start_collector, pu
     )
     publisher.send(
         "tower/v1/equipment/conv-7/telemetry",
-        {"ts": t0 + 500, "vibration_rms_mm_s": 2.8, "bearing_temp_c": 51, "motor_current_a": 13.1, "rpm": 1480,
-         "state": "running", "oil_pressure_bar": 2.2},
+        {
+            "ts": t0 + 500,
+            "vibration_rms_mm_s": 2.8,
+            "bearing_temp_c": 51,
+            "motor_current_a": 13.1,
+            "rpm": 1480,
+            "state": "running",
+            "oil_pressure_bar": 2.2,
+        },
     )
     wait_until(lambda: len(store.devices()) == 3, what="three devices")
 
@@ -56,7 +71,11 @@ def test_owntracks_location_becomes_a_shipment_reading(start_collector, publishe
     row = store.readings("driver7-phone").iloc[0]
     assert row["ts"].value // 1_000_000 == tst * 1000
     assert (row["lat"], row["lon"], row["speed_kmh"], row["heading_deg"], row["battery_pct"]) == (
-        52.37, 4.89, 63, 270, 54,
+        52.37,
+        4.89,
+        63,
+        270,
+        54,
     )
     device = store.devices()[0]
     assert (device.kind, device.status) == (DeviceKind.SHIPMENT, DeviceStatus.OFFLINE)
@@ -67,7 +86,7 @@ def test_line_protocol_from_telegraf(start_collector, publisher, store):
     ts_ns = (now_ms() - 5_000) * 1_000_000
     publisher.send(
         "tower/v1/lp/edge-gw-1/equipment",
-        f"equipment,device_id=press-2,host=edge-gw-1 vibration_rms_mm_s=4.5,rpm=900i,state=\"idle\" {ts_ns}\n"
+        f'equipment,device_id=press-2,host=edge-gw-1 vibration_rms_mm_s=4.5,rpm=900i,state="idle" {ts_ns}\n'
         f"warehouse,device_id=dc2-dry temp_c=21.5,humidity_pct=48 {ts_ns}\n",
     )
     wait_until(lambda: len(store.devices()) == 2, what="two line-protocol devices")

@@ -66,7 +66,9 @@ def test_each_malformed_input_gets_its_own_reason_and_ingest_goes_on(start_colle
 def test_one_bad_item_in_an_offline_buffer_does_not_cost_the_others(start_collector, publisher, store):
     start_collector()
     t0 = now_ms() - 60_000
-    publisher.send(T, [{"ts": t0, "lat": 1, "lon": 1}, {"ts": t0 + 1000, "lat": 95, "lon": 1}, {"ts": t0 + 2000, "lat": 2}])
+    publisher.send(
+        T, [{"ts": t0, "lat": 1, "lon": 1}, {"ts": t0 + 1000, "lat": 95, "lon": 1}, {"ts": t0 + 2000, "lat": 2}]
+    )
     wait_until(lambda: len(store.readings("trk-9")) == 2 and store.dead_letters(), what="2 stored, 1 rejected")
     (letter,) = store.dead_letters()
     assert letter.reason.startswith("item 1 of 3: field lat")

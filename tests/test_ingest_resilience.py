@@ -1,0 +1,124 @@
+"""Nothing lost: duplicates, crashes, store outages, a full spool, shutdown, shared load."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import threading
+from pathlib import Path
+
+from tests.conftest import collector_process, stop_process, stored_seqs, wait_until
+from tower.timeutil import now_ms
+
+T = "tower/v1/shipment/trk-5/telemetry"
+
+
+def _reading(t0: int, seq: int) -> dict:
+    return {"ts": t0 + seq * 100, "seq": seq, "lat": 50 + seq * 1e-5, "lon": 5.0, "temp_c": 4.0}
+
+
+def _publish(publisher, t0: int, seqs: range) -> None:
+    for seq in seqs:
+        publisher.send(T, _reading(t0, seq))
+
+
+def _store_path(settings) -> Path:
+    return Path(settings.store.removeprefix("sqlite:///"))
+
+
+def test_duplicates_are_stored_once_and_fields_merge(start_collector, publisher, store):
+    start_collector()
+    t0 = now_ms() - 60_000
+    for _ in range(3):
+        publisher.send(T, _reading(t0, 1))
+    publisher.send(T, [_reading(t0, 1), _reading(t0, 2)])
+    publisher.send(T, {"ts": t0 + 100, "seq": 1, "shock_g": 3.5})  # same identity, another field
+    wait_until(lambda: len(store.readings(T.split("/")[3])) == 2 and store.readings("trk-5")["shock_g"].notna().any())
+    frame = store.readings("trk-5")
+    assert list(frame["seq"]) == [1, 2]
+    assert frame.iloc[0]["temp_c"] == 4.0 and frame.iloc[0]["shock_g"] == 3.5
+
+
+def test_sigkill_mid_stream_then_restart_loses_nothing(settings, publisher, store, tmp_path):
+    total = 3000
+    t0 = now_ms() - 3_600_000
+    log = tmp_path / "collector.log"
+    collector = collector_process(settings, log)
+    sender = threading.Thread(target=_publish, args=(publisher, t0, range(total)))
+    sender.start()
+    wait_until(lambda: len(stored_seqs(store, "trk-5")) >= 500, what="500 stored before the kill")
+    collector.kill()  # SIGKILL: no flush, no goodbye
+    collector.wait()
+    killed_at = len(stored_seqs(store, "trk-5"))
+    assert killed_at < total, "the kill should land mid-stream"
+    sender.join()  # the rest is published while no collector runs
+
+    collector = collector_process(settings, log)
+    try:
+        wait_until(lambda: len(stored_seqs(store, "trk-5")) == total, timeout_s=60, what="every seq after restart")
+    finally:
+        stop_process(collector)
+    assert stored_seqs(store, "trk-5") == list(range(total))  # counted by seq: none lost, none twice
+
+
+def test_store_outage_spools_and_replays_in_order(start_collector, publisher, store, settings):
+    collector = start_collector()
+    t0 = now_ms() - 600_000
+    blocker = sqlite3.connect(_store_path(settings), isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # the store refuses writes, as during a disk or lock outage
+    try:
+        _publish(publisher, t0, range(300))
+        wait_until(lambda: collector.stats.received == 300, what="300 received")
+        wait_until(lambda: len(collector.spool) > 0 and collector.writer._inbox.empty(), what="spooling")
+        assert stored_seqs(store, "trk-5") == []
+    finally:
+        blocker.execute("COMMIT")
+        blocker.close()
+    wait_until(lambda: len(stored_seqs(store, "trk-5")) == 300, timeout_s=30, what="replay after the outage")
+    assert stored_seqs(store, "trk-5") == list(range(300))
+    wait_until(lambda: len(collector.spool) == 0, what="empty spool")
+
+
+def test_full_spool_stops_acknowledging_and_nothing_is_dropped(settings, publisher, store, tmp_path):
+    """Store down, spool full, collector killed: what it could not keep, the broker still has."""
+    log = tmp_path / "collector.log"
+    blocker = sqlite3.connect(_store_path(settings), isolation_level=None)
+    collector = collector_process(settings, log, env={"TOWER_SPOOL_MAX_BYTES": "4000", "TOWER_BATCH_MAX": "20"})
+    t0 = now_ms() - 600_000
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        _publish(publisher, t0, range(400))
+        wait_until(lambda: b"spool full" in log.read_bytes(), timeout_s=30, what="a full spool")
+        spooled = sum(p.stat().st_size for p in settings.spool_dir.glob("*.json"))
+        assert 0 < spooled <= 4_000
+        collector.kill()
+        collector.wait()
+    finally:
+        blocker.execute("COMMIT")
+        blocker.close()
+    collector = collector_process(settings, log)
+    try:
+        wait_until(lambda: len(stored_seqs(store, "trk-5")) == 400, timeout_s=60, what="all 400 after restart")
+    finally:
+        stop_process(collector)
+    assert stored_seqs(store, "trk-5") == list(range(400))
+
+
+def test_sigterm_flushes_and_exits_cleanly(settings, publisher, store, tmp_path):
+    log = tmp_path / "collector.log"
+    collector = collector_process(settings, log)
+    t0 = now_ms() - 600_000
+    _publish(publisher, t0, range(200))
+    wait_until(lambda: len(stored_seqs(store, "trk-5")) == 200, what="200 stored")
+    assert stop_process(collector, signal.SIGTERM) == 0
+    last_line = log.read_text().strip().splitlines()[-1]
+    assert "received=200 stored=200 dead_lettered=0" in last_line
+
+
+def test_shared_subscription_splits_the_load(start_collector, publisher, store):
+    first = start_collector(ingest_share_group="ingest", ingest_client_id="shared-a")
+    second = start_collector(ingest_share_group="ingest", ingest_client_id="shared-b")
+    _publish(publisher, now_ms() - 600_000, range(400))
+    wait_until(lambda: len(stored_seqs(store, "trk-5")) == 400, what="400 stored by two collectors")
+    assert first.stats.stored > 0 and second.stats.stored > 0
+    assert first.stats.received + second.stats.received == 400  # each message went to one of them
