@@ -41,6 +41,9 @@ class Collector:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_connect_fail = lambda client, userdata: log.warning(
+            "broker %s unreachable; retrying", self.address
+        )
         self.subscribed = threading.Event()
         self._generation = 0
 
@@ -50,7 +53,7 @@ class Collector:
 
     def start(self) -> None:
         self.writer.start()
-        connect(self.client, self.address, self._properties, persistent=True)
+        connect(self.client, self.address, self._properties, persistent=True, retry=True)
         self.client.loop_start()
 
     def stop(self) -> None:

@@ -68,9 +68,20 @@ def make_client(
     return client, address, properties
 
 
-def connect(client: mqtt.Client, address: BrokerAddress, properties: Properties | None, *, persistent: bool) -> None:
-    """Connect (MQTT 5: clean_start only for non-persistent clients) without starting the loop."""
+def connect(
+    client: mqtt.Client,
+    address: BrokerAddress,
+    properties: Properties | None,
+    *,
+    persistent: bool,
+    retry: bool = False,
+) -> None:
+    """Connect (MQTT 5: clean_start only for non-persistent clients); the caller starts the loop.
+
+    retry: do not fail if the broker is not up yet; paho's loop keeps trying (services may start first).
+    """
+    method = client.connect_async if retry else client.connect
     if properties is not None:
-        client.connect(address.host, address.port, keepalive=30, clean_start=not persistent, properties=properties)
+        method(address.host, address.port, keepalive=30, clean_start=not persistent, properties=properties)
     else:
-        client.connect(address.host, address.port, keepalive=30)
+        method(address.host, address.port, keepalive=30)
