@@ -7,6 +7,7 @@ the process died is redelivered by the broker on the next start, and stored once
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -103,6 +104,11 @@ class Collector:
 
 def run(settings: Settings, store: Store) -> int:
     """Run until SIGTERM/SIGINT, then flush and exit. Returns the process exit code."""
+    # Thousands of in-flight messages are thousands of live objects: with the default thresholds the
+    # cyclic GC runs every few messages and took 14% of the collector's time. The hot path creates no
+    # reference cycles, so collect rarely, and never re-scan what was loaded at start-up.
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
     collector = Collector(settings, store)
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

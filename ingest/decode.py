@@ -15,6 +15,9 @@ from tower.config import Settings
 from tower.contract import LINE_PROTOCOL_NAMESPACE, OWNTRACKS_ROOT, SERVICE_NAMESPACES, TOPIC_ROOT, DeadLetter
 from tower.store import Batch
 
+_NATIVE_PREFIX = TOPIC_ROOT + "/"
+_OWNTRACKS_PREFIX = OWNTRACKS_ROOT + "/"
+
 
 @dataclass(frozen=True)
 class Decoder:
@@ -30,16 +33,15 @@ class Decoder:
         try:
             if len(payload) > self.max_payload_bytes:
                 raise Rejected(f"payload is {len(payload)} bytes, over the {self.max_payload_bytes}-byte limit")
-            levels = topic.split("/")
-            if topic.startswith(TOPIC_ROOT + "/"):
-                namespace = levels[2]
+            if topic.startswith(_NATIVE_PREFIX):
+                namespace = topic[len(_NATIVE_PREFIX) :].partition("/")[0]
                 if namespace in SERVICE_NAMESPACES:
                     return Batch()  # published by tower services, not devices
                 if namespace == LINE_PROTOCOL_NAMESPACE:
                     return line_protocol.decode(self, topic, payload, received_ms)
-                return native.decode(self, topic, levels[2:], payload, received_ms)
-            if levels[0] == OWNTRACKS_ROOT:
-                return owntracks.decode(self, topic, levels[1:], payload, received_ms)
+                return native.decode(self, topic, payload, received_ms)
+            if topic.startswith(_OWNTRACKS_PREFIX):
+                return owntracks.decode(self, topic, topic.split("/")[1:], payload, received_ms)
             raise Rejected(f"unknown topic; devices publish on {TOPIC_ROOT}/<kind>/<device_id>/telemetry")
         except Rejected as reason:
             return Batch(dead_letters=[self.dead_letter(topic, payload, str(reason), received_ms)])

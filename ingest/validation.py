@@ -82,7 +82,10 @@ def reading_from_object(
 
 def _reading(kind: DeviceKind, device_id: str, model: BaseModel, received_ms: int, max_future_skew_ms: int) -> Reading:
     ts_ms = _event_time_ms(model.ts, received_ms, max_future_skew_ms)  # type: ignore[attr-defined]
-    fields = {name: value for name, value in model if value is not None and name not in ("ts", "seq")}
+    # model.__dict__ rather than iterating the model: same content, a fraction of the cost per message
+    fields = {name: value for name, value in model.__dict__.items() if value is not None}
+    del fields["ts"]
+    fields.pop("seq", None)
     for name, value in (model.model_extra or {}).items():
         if not is_plain_number(value):
             raise Rejected(

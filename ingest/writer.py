@@ -21,6 +21,7 @@ from tower.store import Batch, Store, StoreUnavailable
 from tower.timeutil import now_ms
 
 log = logging.getLogger("tower.ingest")
+_POLL_S = 0.005  # how often a lingering batch looks for more deliveries
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,21 +126,35 @@ class Writer(threading.Thread):
                 last_stats, next_stats = now, now + settings.stats_interval_s
 
     def _collect(self, pending: list[Delivery], block: bool, wait_s: float) -> None:
-        """Gather deliveries until a batch is full or the linger time has passed."""
-        deadline = time.monotonic() + wait_s
-        readings = sum(len(d.batch) for d in pending)
-        while readings < self.settings.batch_max:
-            timeout = 1.0 if block and not pending else deadline - time.monotonic()
-            if timeout <= 0:
-                return
+        """Gather deliveries until a batch is full or the linger time has passed.
+
+        Waits by short sleeps rather than a blocking get per message: a get that blocks makes every
+        put wake this thread, a context switch per message that halves the collector's throughput.
+        """
+        count = sum(len(d.batch) for d in pending)
+        if block:
             try:
-                delivery = self._inbox.get(timeout=timeout)
+                first = self._inbox.get(timeout=1.0)
             except queue.Empty:
                 return
+            if first is None:
+                return
+            pending.append(first)
+            count += len(first.batch)
+        deadline = time.monotonic() + wait_s
+        while count < self.settings.batch_max:
+            try:
+                delivery = self._inbox.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                time.sleep(min(remaining, _POLL_S))
+                continue
             if delivery is None:
                 return
             pending.append(delivery)
-            readings += len(delivery.batch)
+            count += len(delivery.batch)
 
     def _persist(self, pending: list[Delivery]) -> bool:
         batch = Batch()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ingest.validation import Rejected, check_device_id, reading_from_json, reading_from_object
@@ -15,7 +16,20 @@ if TYPE_CHECKING:
 _KINDS = ", ".join(kind.value for kind in DeviceKind)
 
 
-def decode(decoder: Decoder, topic: str, levels: list[str], payload: bytes, received_ms: int) -> Batch:
+def decode(decoder: Decoder, topic: str, payload: bytes, received_ms: int) -> Batch:
+    kind, device_id, role = parse_topic(topic)
+    if role == "status":
+        return Batch(statuses=[StatusChange(kind, device_id, _status(payload), received_ms)])
+    if payload.lstrip()[:1] != b"[":
+        reading = reading_from_json(kind, device_id, payload, received_ms, decoder.max_future_skew_ms)
+        return Batch(readings=[reading])
+    return _offline_buffer(decoder, topic, kind, device_id, payload, received_ms)
+
+
+@lru_cache(maxsize=65_536)
+def parse_topic(topic: str) -> tuple[DeviceKind, str, str]:
+    """tower/v1/<kind>/<device_id>/<role> -> (kind, device_id, role); cached: a fleet reuses its topics."""
+    levels = topic.split("/")[2:]
     if len(levels) != 3 or levels[2] not in ("telemetry", "status"):
         raise Rejected("unknown topic; use tower/v1/<kind>/<device_id>/telemetry or .../status")
     kind_name, device_id, role = levels
@@ -23,13 +37,7 @@ def decode(decoder: Decoder, topic: str, levels: list[str], payload: bytes, rece
         kind = DeviceKind(kind_name)
     except ValueError:
         raise Rejected(f"unknown device kind '{kind_name[:40]}'; use one of {_KINDS}") from None
-    check_device_id(device_id)
-    if role == "status":
-        return Batch(statuses=[StatusChange(kind, device_id, _status(payload), received_ms)])
-    if payload.lstrip()[:1] != b"[":
-        reading = reading_from_json(kind, device_id, payload, received_ms, decoder.max_future_skew_ms)
-        return Batch(readings=[reading])
-    return _offline_buffer(decoder, topic, kind, device_id, payload, received_ms)
+    return kind, check_device_id(device_id), role
 
 
 def _offline_buffer(

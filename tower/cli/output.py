@@ -8,8 +8,6 @@ import sys
 
 import pandas as pd
 
-FORMATS = ("table", "csv", "json")
-
 
 def print_frame(frame: pd.DataFrame, fmt: str, empty_message: str) -> None:
     """json: an array of objects, ts as RFC 3339 UTC, missing values left out."""

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from tower.contract import DeadLetter, DeviceKind, DeviceStatus, Reading, StatusChange
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class StoreUnavailable(Exception):
