@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO
-from tower.contract import DeadLetter, DeviceKind, Reading, contract_markdown
+from tower.contract import DeadLetter, DeviceKind, Reading
 from tower.store import Batch, open_store
 
 T0 = 1_789_999_980_000
@@ -129,9 +129,3 @@ def test_bad_configuration_is_one_line_too(seeded):
     )
     assert result.returncode == 2
     assert "batch_max" in result.stderr and len(result.stderr.strip().splitlines()) == 1
-
-
-def test_contract_document_matches_the_code():
-    document = (REPO / "tower" / "CONTRACT.md").read_text()
-    assert contract_markdown() in document
-    assert tower("contract").stdout.strip() == contract_markdown().strip()

@@ -50,12 +50,14 @@ def free_port() -> int:
 class LocalBroker:
     """Start with `with LocalBroker(dir) as broker:`; broker.url and broker.protocol tell clients how."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, persistence: bool = False) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, persistence: bool = False, use_mosquitto: bool = True
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.persistence = persistence
         # Debian installs mosquitto in /usr/sbin, which is not on every user's PATH.
-        self.mosquitto = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
+        self.mosquitto = use_mosquitto and shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
         self.protocol = "5" if self.mosquitto else "3.1.1"
         self._process: subprocess.Popen | None = None
 

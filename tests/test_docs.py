@@ -1,0 +1,35 @@
+"""Documents that restate the code stay in step with it, and the compose file stays valid."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import REPO
+from tests.test_cli import tower
+from tower.config import Settings
+from tower.contract import contract_markdown
+
+
+def test_contract_document_matches_the_code():
+    assert contract_markdown() in (REPO / "tower" / "CONTRACT.md").read_text()
+    assert tower("contract").stdout.strip() == contract_markdown().strip()
+
+
+def test_every_setting_is_documented():
+    readme = (REPO / "tower" / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`TOWER_{name.upper()}`" not in readme]
+    assert not missing, f"document these settings in tower/README.md: {missing}"
+
+
+def test_docker_compose_file_is_valid():
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        if os.environ.get("CI"):
+            pytest.fail("docker-compose is not installed; .ci/run installs it")
+        pytest.skip("docker-compose not installed")
+    result = subprocess.run([compose, "-f", "docker-compose.yml", "config", "-q"], cwd=REPO, capture_output=True)
+    assert result.returncode == 0, result.stderr.decode()
