@@ -30,6 +30,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from tests.servers import VictoriaMetrics
 from tower.broker import LocalBroker
 from tower.config import load_settings
 from tower.mqtt import connect, make_client
@@ -55,6 +56,9 @@ def payload(seq: int, ts_ms: int) -> bytes:
     ).encode()
 
 
+ROWS_PER_READING = len(json.loads(payload(0, 0))) - 1  # every field and seq is a row in VictoriaMetrics
+
+
 def topic(seq: int, prefix: str = "bench") -> str:
     return f"tower/v1/shipment/{prefix}-{seq % DEVICES:03d}/telemetry"
 
@@ -73,6 +77,7 @@ class Bench:
             "TOWER_INGEST_CLIENT_ID": "bench-collector",
         }
         self.collector: subprocess.Popen | None = None
+        self._starts = 0
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -103,16 +108,20 @@ class Bench:
         client.loop_stop()
         return sent_at
 
-    def start_collector(self) -> None:
+    def start_collector(self, **env: str) -> None:
         log = open(self.workdir / "collector.log", "ab")  # noqa: SIM115 - the child owns it
         self.collector = subprocess.Popen(
-            [sys.executable, "-m", "tower.cli", "ingest"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "tower.cli", "ingest"],
+            env={**self.env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
-        while b"subscribed to" not in (self.workdir / "collector.log").read_bytes():
+        while (self.workdir / "collector.log").read_bytes().count(b"subscribed to") < self._starts + 1:
             if time.monotonic() > deadline:
                 raise RuntimeError("collector did not subscribe; see collector.log")
             time.sleep(0.05)
+        self._starts += 1
 
     def stop_collector(self) -> int:
         peak_kb = 0
@@ -185,6 +194,27 @@ class Bench:
         bare.loop_stop()
         return (n - 1) / (last - first)
 
+    def influx_rate(self, n: int, victoria: VictoriaMetrics) -> float:
+        """The same stream through a collector whose store is InfluxDB's v2 write API (VictoriaMetrics)."""
+        env = {
+            "TOWER_STORE": f"influxdb://127.0.0.1:{victoria.port}?org=bench&bucket=tower",
+            "TOWER_INGEST_CLIENT_ID": "bench-collector-influx",
+        }
+        self.start_collector(**env)  # its session
+        self.stop_collector()
+        base = int(time.time() * 1000) - 50 * n
+        self.publish([(topic(seq, "influx"), payload(seq, base + seq * 10)) for seq in range(n)])
+        self.start_collector(**env)
+        target = n * ROWS_PER_READING
+        while (rows := victoria.rows_inserted()) == 0:
+            time.sleep(0.01)
+        first = time.perf_counter()
+        while (stored := victoria.rows_inserted()) < target:
+            time.sleep(0.02)
+        rate = (stored - rows) / ROWS_PER_READING / (time.perf_counter() - first)
+        self.stop_collector()
+        return rate
+
     def latency(self) -> tuple[float, float, float]:
         """Publish → queryable at a fixed rate, with the collector started by throughput()."""
         total = LATENCY_RATE * LATENCY_SECONDS
@@ -246,6 +276,13 @@ def main() -> None:
         bare_rates, collector_rates = bench.throughput(args.readings, args.rounds)
         achieved, p50, p99 = (0.0, 0.0, 0.0) if args.skip_latency else bench.latency()
         peak_mb = bench.stop_collector() / 1024
+        influx_rate = None
+        if VictoriaMetrics.binary:
+            victoria = VictoriaMetrics(Path(tmp) / "vm").start()
+            try:
+                influx_rate = bench.influx_rate(args.readings, victoria)
+            finally:
+                victoria.stop()
     bare_rate, collector_rate = statistics.median(bare_rates), statistics.median(collector_rates)
     ratio = collector_rate / bare_rate
     print(
@@ -258,6 +295,8 @@ def main() -> None:
     print(f"{'bare paho QoS 1 subscriber (baseline), median':{w}} {bare_rate:>10,.0f}/s")
     print(f"{'collector into SQLite, acked after commit, median':{w}} {collector_rate:>10,.0f}/s  >= 10,000/s")
     print(f"{'collector / bare subscriber':{w}} {ratio:>12.2f}  >= 0.60")
+    if influx_rate is not None:
+        print(f"{'collector into InfluxDB v2 write API (VictoriaMetrics)':{w}} {influx_rate:>10,.0f}/s  (reported)")
     print(f"{'latency run: publish rate achieved':{w}} {achieved:>10,.0f}/s  5,000/s")
     print(f"{'publish -> queryable p50':{w}} {p50:>10.0f}ms")
     print(f"{'publish -> queryable p99':{w}} {p99:>10.0f}ms  <= 500 ms")

@@ -57,7 +57,7 @@ def settings(broker: LocalBroker, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def store(settings: Settings) -> Iterator[Store]:
-    opened = open_store(settings.store)
+    opened = open_store(settings.store, settings)
     yield opened
     opened.close()
 
@@ -94,7 +94,7 @@ def start_collector(settings: Settings) -> Iterator[Callable[..., Collector]]:
 
     def start(**overrides: object) -> Collector:
         collector_settings = settings.model_copy(update=overrides)
-        collector_store = open_store(collector_settings.store)
+        collector_store = open_store(collector_settings.store, collector_settings)
         collector = Collector(collector_settings, collector_store)
         collector.start()
         wait_until(collector.subscribed.is_set, what="collector subscription")

@@ -31,5 +31,15 @@ def test_docker_compose_file_is_valid():
         if os.environ.get("CI"):
             pytest.fail("docker-compose is not installed; .ci/run installs it")
         pytest.skip("docker-compose not installed")
-    result = subprocess.run([compose, "-f", "docker-compose.yml", "config", "-q"], cwd=REPO, capture_output=True)
+    example = dict(
+        line.split("=", 1) for line in (REPO / ".env.example").read_text().splitlines() if line and line[0] != "#"
+    )
+    env = {"PATH": os.environ["PATH"], **example}  # as an operator's .env would provide
+    result = subprocess.run([compose, "-f", "docker-compose.yml", "config"], cwd=REPO, capture_output=True, env=env)
     assert result.returncode == 0, result.stderr.decode()
+    rendered = result.stdout.decode()
+    assert "TOWER_INFLUX_TOKEN" in rendered and "influxdb:2." in rendered
+    without_env = subprocess.run(
+        [compose, "-f", "docker-compose.yml", "config"], cwd=REPO, capture_output=True, env={"PATH": os.environ["PATH"]}
+    )
+    assert without_env.returncode != 0 and b"copy .env.example to .env" in without_env.stderr

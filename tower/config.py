@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     spool_max_bytes: int = Field(512 * 1024 * 1024, description="on-disk spool bound; full = stop acking")
     stats_interval_s: float = Field(10.0, description="seconds between one-line collector stats")
 
+    # InfluxDB backend (TOWER_STORE=influxdb://host:8086?org=...&bucket=... or http(s)://host:8086)
+    influx_org: str | None = Field(None, description="InfluxDB organisation, unless in the store URL")
+    influx_bucket: str | None = Field(None, description="InfluxDB bucket (1.x: database), unless in the store URL")
+    influx_token: SecretStr | None = Field(None, description="InfluxDB API token; environment only, never logged")
+    influx_token_file: Path | None = Field(None, description="file holding the token (Docker/Kubernetes secrets)")
+    influx_max_retry_time_s: float = Field(
+        30.0, gt=0, description="a failed write is retried with back-off this long, then spooled"
+    )
+
     # Store retention
     raw_retention_days: float = Field(30.0, gt=0, description="raw readings older than this are rolled up")
     rollup_retention_days: float = Field(400.0, gt=0, description="1-minute rollups older than this go")
@@ -51,6 +60,18 @@ class Settings(BaseSettings):
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool" / self.ingest_client_id
+
+    @property
+    def registry_path(self) -> Path:
+        """Where a backend without relational tables keeps devices and dead letters (SQLite)."""
+        return self.data_dir / "registry.db"
+
+    def influx_token_value(self) -> str | None:
+        if self.influx_token is not None:
+            return self.influx_token.get_secret_value()
+        if self.influx_token_file is not None:
+            return self.influx_token_file.read_text().strip()
+        return None
 
     @classmethod
     def settings_customise_sources(

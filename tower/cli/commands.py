@@ -28,7 +28,7 @@ def ingest(args: argparse.Namespace) -> int:
         ingest_client_id=args.client_id,
         ingest_share_group=args.share_group,
     )
-    store = open_store(settings.store)
+    store = open_store(settings.store, settings)
     try:
         return run(settings, store)
     finally:

@@ -19,7 +19,7 @@ def readings(args: argparse.Namespace) -> int:
     every = parse_duration_ms(args.every) if args.every else None
     if since is not None and until is not None and since >= until:
         raise ValueError(f"--since {args.since} is not before --until {args.until}")
-    store = open_store(settings.store, must_exist=True)
+    store = open_store(settings.store, settings, must_exist=True)
     if args.device not in {device.device_id for device in store.devices()}:
         raise ValueError(f"no device '{args.device}' in {settings.store}; 'tower devices' lists the known ones")
     frame = store.readings(args.device, fields=args.field, since_ms=since, until_ms=until, every_ms=every)
@@ -29,7 +29,7 @@ def readings(args: argparse.Namespace) -> int:
 
 def dead_letters(args: argparse.Namespace) -> int:
     settings = load_settings(store=args.store)
-    letters = open_store(settings.store, must_exist=True).dead_letters(limit=args.limit)
+    letters = open_store(settings.store, settings, must_exist=True).dead_letters(limit=args.limit)
     frame = pd.DataFrame(
         {
             "received": pd.to_datetime([d.received_ms for d in letters], unit="ms", utc=True),
@@ -44,7 +44,7 @@ def dead_letters(args: argparse.Namespace) -> int:
 
 def devices(args: argparse.Namespace) -> int:
     settings = load_settings(store=args.store)
-    known = open_store(settings.store, must_exist=True).devices()
+    known = open_store(settings.store, settings, must_exist=True).devices()
     frame = pd.DataFrame(
         {
             "device_id": [d.device_id for d in known],

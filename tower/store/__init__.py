@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
 
 from tower.store.base import Batch, DeviceInfo, RetentionResult, Store, StoreUnavailable
 
+if TYPE_CHECKING:
+    from tower.config import Settings
+
 __all__ = ["Batch", "DeviceInfo", "RetentionResult", "Store", "StoreUnavailable", "open_store"]
 
+_FORMS = "sqlite:///path/to/file.db, influxdb://host:8086?org=ORG&bucket=BUCKET or https://host:8086"
 
-def open_store(url: str, must_exist: bool = False) -> Store:
-    """sqlite:///relative/path.db or sqlite:////absolute/path.db (SQLAlchemy's convention).
 
-    must_exist: for commands that only read, a missing store is a mistake, not a new store.
+def open_store(url: str, settings: Settings | None = None, must_exist: bool = False) -> Store:
+    """The backend the URL names.
+
+    sqlite:///relative/path.db, sqlite:////absolute/path.db (SQLAlchemy's convention);
+    influxdb://host:port?org=..&bucket=.. (plain HTTP) or http(s)://host:port with org and bucket
+    in the query or in settings; the token comes only from settings (TOWER_INFLUX_TOKEN[_FILE]).
+    must_exist: for commands that only read, a missing SQLite file is a mistake, not a new store.
     """
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
@@ -25,4 +34,30 @@ def open_store(url: str, must_exist: bool = False) -> Store:
         if must_exist and not path.exists():
             raise ValueError(f"store {url} does not exist yet; start 'tower ingest' or pass --store")
         return SqliteStore(path)
-    raise ValueError(f"store URL '{url}' has unknown scheme '{parts.scheme}'; use sqlite:///path/to/file.db")
+    if parts.scheme in ("influxdb", "http", "https"):
+        return _open_influx(parts, settings)
+    raise ValueError(f"store URL '{url}' has unknown scheme '{parts.scheme}'; use {_FORMS}")
+
+
+def _open_influx(parts, settings: Settings | None) -> Store:
+    from tower.config import load_settings
+    from tower.store.influx import InfluxStore
+    from tower.store.sqlite import SqliteStore
+
+    settings = settings or load_settings()
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    org, bucket = query.get("org", settings.influx_org), query.get("bucket", settings.influx_bucket)
+    if not parts.hostname or not bucket:
+        raise ValueError(
+            "InfluxDB store needs a host and a bucket: influxdb://host:8086?org=ORG&bucket=BUCKET "
+            "(or TOWER_INFLUX_ORG / TOWER_INFLUX_BUCKET)"
+        )
+    scheme = "http" if parts.scheme == "influxdb" else parts.scheme
+    return InfluxStore(
+        f"{scheme}://{parts.netloc}",
+        org or "",
+        bucket,
+        settings.influx_token_value(),
+        SqliteStore(settings.registry_path),
+        settings.influx_max_retry_time_s,
+    )

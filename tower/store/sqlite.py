@@ -40,7 +40,8 @@ class SqliteStore(Store):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._columns: dict[str, FieldSpec] = storage_columns()
-        self._numeric = [name for name, spec in self._columns.items() if spec.numeric]
+        # Means are taken of numbers only: booleans and text are left out of rollups and downsampling.
+        self._numeric = [name for name, spec in self._columns.items() if spec.type in (float, int)]
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
@@ -104,22 +105,30 @@ class SqliteStore(Store):
             rows.append((r.device_id, r.ts_ms, r.kind.value, r.seq, *map(r.fields.get, names), extra))
         with self._transaction() as db:
             db.executemany(self._upsert_sql, rows)
-            db.executemany(
-                "INSERT INTO devices (device_id, kind, first_ts, last_ts) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (device_id) DO UPDATE SET kind = excluded.kind, "
-                "first_ts = min(coalesce(first_ts, excluded.first_ts), excluded.first_ts), "
-                "last_ts = max(coalesce(last_ts, excluded.last_ts), excluded.last_ts)",
-                _device_spans(batch.readings),
-            )
-            db.executemany(
-                "INSERT INTO devices (device_id, kind, status, status_ms) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (device_id) DO UPDATE SET status = excluded.status, status_ms = excluded.status_ms",
-                [(s.device_id, s.kind.value, s.status.value, s.received_ms) for s in batch.statuses],
-            )
-            db.executemany(
-                "INSERT INTO dead_letters (received_ms, topic, payload, reason) VALUES (?, ?, ?, ?)",
-                [(d.received_ms, d.topic, d.payload, d.reason) for d in batch.dead_letters],
-            )
+            self._write_registry(db, batch)
+
+    def write_registry(self, batch: Batch) -> None:
+        """Everything but the readings themselves: for a backend that keeps readings elsewhere."""
+        with self._transaction() as db:
+            self._write_registry(db, batch)
+
+    def _write_registry(self, db: sqlite3.Connection, batch: Batch) -> None:
+        db.executemany(
+            "INSERT INTO devices (device_id, kind, first_ts, last_ts) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (device_id) DO UPDATE SET kind = excluded.kind, "
+            "first_ts = min(coalesce(first_ts, excluded.first_ts), excluded.first_ts), "
+            "last_ts = max(coalesce(last_ts, excluded.last_ts), excluded.last_ts)",
+            _device_spans(batch.readings),
+        )
+        db.executemany(
+            "INSERT INTO devices (device_id, kind, status, status_ms) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (device_id) DO UPDATE SET status = excluded.status, status_ms = excluded.status_ms",
+            [(s.device_id, s.kind.value, s.status.value, s.received_ms) for s in batch.statuses],
+        )
+        db.executemany(
+            "INSERT INTO dead_letters (received_ms, topic, payload, reason) VALUES (?, ?, ?, ?)",
+            [(d.received_ms, d.topic, d.payload, d.reason) for d in batch.dead_letters],
+        )
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -178,12 +187,15 @@ class SqliteStore(Store):
         ]
 
     def latest(self, kind: DeviceKind | None = None) -> pd.DataFrame:
+        from tower.store.frames import tidy_readings
+
         where, params = ("WHERE d.kind = ?", [kind.value]) if kind else ("", [])
-        return self._frame(
+        frame = self._frame(
             "SELECT r.* FROM devices d JOIN readings r ON r.device_id = d.device_id AND r.ts = d.last_ts "
             f"{where} ORDER BY r.device_id",
             params,
         )
+        return tidy_readings(frame, ["device_id", "ts", "kind"])
 
     def readings(
         self,
@@ -195,26 +207,26 @@ class SqliteStore(Store):
     ) -> pd.DataFrame:
         import pandas as pd
 
+        from tower.store.frames import tidy_readings
+
         since, until = since_ms if since_ms is not None else 0, until_ms if until_ms is not None else 2**62
         params = {"device": device_id, "since": since, "until": until}
         if every_ms:
             frame = self._downsampled(params, every_ms)
         else:
-            raw = self._frame(
+            frame = self._frame(
                 "SELECT * FROM readings WHERE device_id = :device AND ts >= :since AND ts < :until ORDER BY ts",
                 params,
-            ).drop(columns=["device_id", "kind"])
-            frame = pd.concat([self._rollup_means(params), raw]) if self._has_rollups(params) else raw
-        # Only the fields this device reported in the range; an empty result has just ts and device_id.
-        frame = frame.dropna(axis="columns", how="all") if not frame.empty else frame[["ts"]]
-        frame = frame.sort_values("ts", kind="stable")
-        frame.insert(1, "device_id", device_id)
-        if fields is not None:
-            frame = frame[[c for c in ["ts", "device_id", *fields] if c in frame.columns]]
-        return frame.reset_index(drop=True)
+            ).drop(columns=["kind"])
+            if self._has_rollups(params):  # the part of the range past raw retention: minute means
+                frame = pd.concat([self._rollup_means(params), frame])
+        frame["device_id"] = device_id
+        return tidy_readings(frame, ["ts", "device_id"], fields)
 
     def _downsampled(self, params: dict, every_ms: int) -> pd.DataFrame:
         import pandas as pd
+
+        from tower.store.frames import utc
 
         where = "device_id = :device AND ts >= :since AND ts < :until"
         sql = (
@@ -230,7 +242,7 @@ class SqliteStore(Store):
         sums = long.groupby(["bucket", "field"])[["total", "n"]].sum()
         wide = (sums["total"] / sums["n"]).unstack("field").reset_index()
         wide.columns.name = None
-        wide.insert(0, "ts", pd.to_datetime(wide.pop("bucket"), unit="ms", utc=True))
+        wide.insert(0, "ts", utc(wide.pop("bucket")))
         return wide
 
     def _has_rollups(self, params: dict) -> bool:
@@ -246,6 +258,8 @@ class SqliteStore(Store):
     def _rollup_means(self, params: dict) -> pd.DataFrame:
         import pandas as pd
 
+        from tower.store.frames import utc
+
         with self._lock:
             long = pd.read_sql_query(
                 "SELECT bucket AS ts, field, total / n AS v FROM rollups "
@@ -255,7 +269,7 @@ class SqliteStore(Store):
             )
         wide = long.pivot(index="ts", columns="field", values="v").reset_index()
         wide.columns.name = None
-        wide["ts"] = pd.to_datetime(wide["ts"], unit="ms", utc=True)
+        wide["ts"] = utc(wide["ts"])
         return wide
 
     def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
@@ -267,15 +281,14 @@ class SqliteStore(Store):
         return [DeadLetter(*row) for row in reversed(rows)]
 
     def _frame(self, sql: str, params: Iterable | dict) -> pd.DataFrame:
-        """Reading rows as a frame: ts as UTC datetimes, booleans as booleans, extra JSON as columns."""
+        """Reading rows as a frame: ts as UTC datetimes, extra JSON as columns."""
         import pandas as pd
+
+        from tower.store.frames import utc
 
         with self._lock:
             frame = pd.read_sql_query(sql, self._db, params=params)
-        frame["ts"] = pd.to_datetime(frame["ts"], unit="ms", utc=True)
-        for name, spec in self._columns.items():
-            if spec.type is bool:
-                frame[name] = frame[name].astype("boolean")
+        frame["ts"] = utc(frame["ts"])
         extras = frame.pop("extra")
         if extras.notna().any():
             expanded = pd.DataFrame([json.loads(e) if e else {} for e in extras], index=frame.index)
