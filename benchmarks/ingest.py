@@ -25,7 +25,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -33,7 +32,7 @@ import paho.mqtt.client as mqtt
 from tests.servers import VictoriaMetrics
 from tower.broker import LocalBroker
 from tower.config import load_settings
-from tower.mqtt import connect, make_client
+from tower.mqtt import QosPublisher, connect, make_client
 
 DEVICES = 100
 LATENCY_RATE = 5_000
@@ -92,18 +91,15 @@ class Bench:
         client.loop_start()
         sent_at: list[float] = []
         start = time.perf_counter()
-        outstanding: deque[mqtt.MQTTMessageInfo] = deque()
+        publisher = QosPublisher(client)
         for index, (name, body) in enumerate(messages):
             if rate:
                 delay = start + index / rate - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
             sent_at.append(time.time())
-            outstanding.append(client.publish(name, body, qos=1))
-            if len(outstanding) > 20_000:  # message ids are 16 bits: never reuse one still in flight
-                outstanding.popleft().wait_for_publish(60)
-        for info in outstanding:
-            info.wait_for_publish(60)
+            publisher.publish(name, body)
+        publisher.flush()
         client.disconnect()
         client.loop_stop()
         return sent_at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -85,3 +86,23 @@ def connect(
         method(address.host, address.port, keepalive=30, clean_start=not persistent, properties=properties)
     else:
         method(address.host, address.port, keepalive=30)
+
+
+class QosPublisher:
+    """Publishes QoS 1 without waiting per message, but never reuses a message id still in flight
+    (ids are 16 bits; paho refuses a publish whose id is outstanding)."""
+
+    def __init__(self, client: mqtt.Client, max_outstanding: int = 20_000) -> None:
+        self.client = client
+        self.max_outstanding = max_outstanding
+        self._outstanding: deque[mqtt.MQTTMessageInfo] = deque()
+
+    def publish(self, topic: str, payload: bytes | str, retain: bool = False) -> None:
+        self._outstanding.append(self.client.publish(topic, payload, qos=1, retain=retain))
+        if len(self._outstanding) > self.max_outstanding:
+            self._outstanding.popleft().wait_for_publish(60)
+
+    def flush(self, timeout_s: float = 60) -> None:
+        """Wait until the broker has acknowledged everything published so far."""
+        while self._outstanding:
+            self._outstanding.popleft().wait_for_publish(timeout_s)

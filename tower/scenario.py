@@ -168,9 +168,7 @@ class Fault(_Model):
     duration: int = Field(0, description="how long it lasts; bearing wear: onset to failure")
     severity: float = Field(1.0, gt=0, description="scales the effect (1 = typical)")
 
-    _offsets = field_validator("after", "at", "duration", mode="before")(
-        lambda v: None if v is None else _offset_ms(v)
-    )
+    _offsets = field_validator("after", "at", "duration", mode="before")(lambda v: None if v is None else _offset_ms(v))
 
     @model_validator(mode="after")
     def _when(self) -> Fault:
@@ -265,13 +263,14 @@ class Scenario(_Model):
         for wave in self.shipment_waves:
             for n in range(wave.count):
                 departure = wave.first_departure + n * wave.every
+                promised = -(-(departure + self.planned_drive_ms(wave.lane) + wave.slack) // 60_000) * 60_000
                 expanded.append(
                     Shipment(
                         id=f"{wave.id_prefix}-{n + 1:02d}",
                         tracker=f"{wave.tracker_prefix}-{n + 1:02d}",
                         lane=wave.lane,
                         departure=f"{departure}ms",
-                        promised=f"{departure + self.planned_drive_ms(wave.lane) + wave.slack}ms",
+                        promised=f"{promised}ms",  # rounded up to the minute, as a customer is told
                         cargo=wave.cargo,
                     )
                 )
