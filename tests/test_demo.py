@@ -1,4 +1,4 @@
-"""The README's run command: `tower demo` brings up broker, collector and sample fleet, and stops cleanly."""
+"""The README's run command: `tower demo` brings up broker, collector and simulator, and stops cleanly."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_demo_fills_the_store_and_stops_on_ctrl_c(tmp_path):
             timeout_s=30,
             what="all three kinds of device",
         )
-        wait_until(lambda: len(store.readings("truck-001")) >= 2, what="a truck's readings")
+        wait_until(lambda: len(store.readings("trk-pmv-rtm-01")) >= 2, what="a truck's readings")
     finally:
         demo.send_signal(signal.SIGINT)
         output = demo.communicate(timeout=60)[0].decode()

@@ -73,7 +73,26 @@ def build_parser() -> argparse.ArgumentParser:
     broker.add_argument("--port", type=int, default=1883, help="port on 127.0.0.1 (default: 1883)")
     broker.set_defaults(run="commands:broker")
 
-    demo = sub.add_parser("demo", help="run the whole system locally: broker, collector, sample fleet")
+    simulate = sub.add_parser(
+        "simulate",
+        help="play a scenario's devices onto MQTT, with injected faults and a ground-truth log",
+        description="Play a scenario onto MQTT. Simulated time runs --speed times faster than real time; "
+        "event timestamps are simulated time and never ahead of the present (by default the run ends now).",
+    )
+    simulate.add_argument("--scenario", default="default", help="scenario YAML file, or 'default' (the default)")
+    simulate.add_argument("--speed", default="1", help="simulated seconds per real second, or 'max' (default: 1)")
+    simulate.add_argument("--duration", help="simulated time to run, e.g. 2h (default: the scenario's)")
+    simulate.add_argument(
+        "--start", help="simulated start: RFC 3339, epoch seconds, or an age like 24h (default: ends now)"
+    )
+    simulate.add_argument(
+        "--seed", type=int, default=1, help="random seed; the same seed and start replay byte for byte"
+    )
+    simulate.add_argument("--broker", help="mqtt://[user:pass@]host:port (default: $TOWER_BROKER)")
+    simulate.add_argument("--truth", help="write the injected faults as JSON Lines to this file")
+    simulate.set_defaults(run="commands:simulate")
+
+    demo = sub.add_parser("demo", help="run the whole system locally: broker, collector, simulator (default scenario)")
     demo.add_argument("--port", type=int, help="broker port on 127.0.0.1 (default: 1883, or a free one)")
     _store_option(demo)
     demo.set_defaults(run="commands:demo")

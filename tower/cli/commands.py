@@ -15,6 +15,7 @@ from tower.broker import LocalBroker
 from tower.config import load_settings
 from tower.contract import contract_markdown
 from tower.store import open_store
+from tower.timeutil import now_ms, parse_duration_ms, parse_moment_ms, rfc3339
 
 log = logging.getLogger("tower")
 
@@ -35,6 +36,36 @@ def ingest(args: argparse.Namespace) -> int:
         store.close()
 
 
+def simulate(args: argparse.Namespace) -> int:
+    from simulators.engine import Simulation
+    from simulators.run import default_start_ms, run
+    from tower.scenario import load_scenario
+
+    settings = load_settings(broker=args.broker)
+    scenario = load_scenario(args.scenario)
+    speed = None if args.speed == "max" else _positive_speed(args.speed)
+    duration = parse_duration_ms(args.duration) if args.duration else scenario.duration
+    start = parse_moment_ms(args.start) if args.start else default_start_ms(duration, speed, now_ms())
+    simulation = Simulation(scenario, args.seed, start, duration)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    log.info("simulating %s from %s for %s at %s", scenario.name, rfc3339(start), args.duration or "its duration",
+             "max speed" if speed is None else f"{speed:g}x")  # fmt: skip
+    run(settings, simulation, speed, args.truth, stop)
+    return 0
+
+
+def _positive_speed(text: str) -> float:
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = 0.0
+    if speed <= 0:
+        raise ValueError(f"--speed '{text}' is not a positive number or 'max'")
+    return speed
+
+
 def contract(args: argparse.Namespace) -> int:
     print(contract_markdown())
     return 0
@@ -49,7 +80,7 @@ def broker(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Broker, collector and sample fleet as child processes, until Ctrl-C."""
+    """Broker, collector and the default scenario (at 60x, ending now) as child processes, until Ctrl-C."""
     settings = load_settings(store=args.store)
     port = args.port or (1883 if _port_free(1883) else None)
     data_dir = settings.data_dir
@@ -71,14 +102,26 @@ def demo(args: argparse.Namespace) -> int:
             )
             for name, command in (
                 ("ingest", [sys.executable, "-m", "tower.cli", "ingest"]),
-                ("sample-fleet", [sys.executable, "-m", "simulators.sample_fleet"]),
+                (
+                    "simulate",
+                    [
+                        sys.executable,
+                        "-m",
+                        "tower.cli",
+                        "simulate",
+                        "--speed",
+                        "60",
+                        "--truth",
+                        str(logs / "truth.jsonl"),
+                    ],
+                ),
             )
         }
         print(
             f"Control Tower demo running: {local.name} on {local.url}, store {settings.store}\n"
             f"  logs:        {logs}/\n"
             f"  devices:     tower devices --store {settings.store}\n"
-            f"  readings:    tower query readings --store {settings.store} --device truck-001 --since 5m\n"
+            f"  readings:    tower query readings --store {settings.store} --device trk-rtm-ams-01 --every 5m\n"
             f"  rejects:     tower query dead-letters --store {settings.store}\n"
             "Ctrl-C stops everything.",
             file=sys.stderr,
