@@ -26,6 +26,14 @@ class ScenarioError(ValueError):
     """A scenario file that cannot be used; the message names file, line and problem."""
 
 
+class _Reference(ValueError):
+    """A cross-reference problem, with the path of the offending value (for its line number)."""
+
+    def __init__(self, path: tuple, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 def _offset_ms(value: Any) -> int:
     text = str(value).strip()
     sign = -1 if text.startswith("-") else 1
@@ -217,25 +225,27 @@ class Scenario(_Model):
     @model_validator(mode="after")
     def _references(self) -> Scenario:
         sites = {s.id for s in self.sites}
-        for lane in self.lanes:
-            for end in (lane.origin, lane.destination):
-                if end not in sites:
-                    raise ValueError(f"lane {lane.id}: unknown site '{end}'")
+        for i, lane in enumerate(self.lanes):
+            for end in ("origin", "destination"):
+                if getattr(lane, end) not in sites:
+                    raise _Reference(("lanes", i, end), f"lane {lane.id}: unknown site '{getattr(lane, end)}'")
         lanes = {lane.id for lane in self.lanes}
-        for item in (*self.shipments, *self.shipment_waves):
-            if item.lane not in lanes:
-                raise ValueError(f"{_name(item)}: unknown lane '{item.lane}'")
-            if item.cargo not in self.cargo_types:
-                raise ValueError(f"{_name(item)}: unknown cargo type '{item.cargo}'")
-        for item in (*self.warehouse_sensors, *self.equipment):
-            if item.site not in sites:
-                raise ValueError(f"{_name(item)}: unknown site '{item.site}'")
+        for group in ("shipments", "shipment_waves"):
+            for i, item in enumerate(getattr(self, group)):
+                if item.lane not in lanes:
+                    raise _Reference((group, i, "lane"), f"{_name(item)}: unknown lane '{item.lane}'")
+                if item.cargo not in self.cargo_types:
+                    raise _Reference((group, i, "cargo"), f"{_name(item)}: unknown cargo type '{item.cargo}'")
+        for group in ("warehouse_sensors", "equipment"):
+            for i, item in enumerate(getattr(self, group)):
+                if item.site not in sites:
+                    raise _Reference((group, i, "site"), f"{_name(item)}: unknown site '{item.site}'")
         shipments = {s.id for s in self.all_shipments()}
         machines = {m for m, _ in self.all_equipment()}
-        for fault in self.faults:
+        for i, fault in enumerate(self.faults):
             known = shipments if fault.type in SHIPMENT_FAULTS else machines
             if fault.target not in known:
-                raise ValueError(f"fault {fault.type}: unknown target '{fault.target}'")
+                raise _Reference(("faults", i, "target"), f"fault {fault.type}: unknown target '{fault.target}'")
         ids = [s.tracker for s in self.all_shipments()] + [w.id for w in self.warehouse_sensors] + list(machines)
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
@@ -304,8 +314,10 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         return Scenario.model_validate(data)
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
-        location = ".".join(str(part) for part in first["loc"])
-        line = _line_of(node, first["loc"])
+        reference = first.get("ctx", {}).get("error")
+        loc = reference.path if isinstance(reference, _Reference) else first["loc"]
+        location = ".".join(str(part) for part in loc)
+        line = _line_of(node, loc)
         message = first["msg"].removeprefix("Value error, ")
         raise ScenarioError(f"{path}:{line}: {location + ': ' if location else ''}{message}") from None
 
