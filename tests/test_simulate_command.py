@@ -61,12 +61,12 @@ def test_two_simulated_hours_at_3600x_take_about_two_seconds_and_land_in_the_sto
     settings, start_collector, store, tmp_path
 ):
     start_collector()
-    truth = tmp_path / "truth.jsonl"
+    truth, protocol = tmp_path / "truth.jsonl", settings.mqtt_protocol
     began = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "tower.cli", "simulate", "--speed", "3600", "--duration", "2h", "--seed", "3",
          "--broker", settings.broker, "--truth", str(truth)],
-        cwd=REPO, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "TOWER_MQTT_PROTOCOL": settings.mqtt_protocol},
+        cwd=REPO, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "TOWER_MQTT_PROTOCOL": protocol},
     )  # fmt: skip
     elapsed = time.monotonic() - began
     assert result.returncode == 0, result.stderr
