@@ -86,7 +86,6 @@ class Bench:
     def publish(self, messages: list[tuple[str, bytes]], rate: float | None = None) -> list[float]:
         """Publish QoS 1, optionally paced; returns each message's publish time."""
         client, address, properties = self.client("bench-publisher", persistent=False)
-        client.max_inflight_messages_set(2000)
         connect(client, address, properties, persistent=False)
         client.loop_start()
         sent_at: list[float] = []
