@@ -40,7 +40,6 @@ class IngestStats:
     received: int = 0  # messages, counted by the network thread
     stored: int = 0  # readings, counted by the writer from here on
     dead_lettered: int = 0
-    statuses: int = 0
     max_lag_ms: int = 0  # arrival to durable, worst in the current interval
     last_stored: int = field(default=0, repr=False)
 
@@ -170,7 +169,6 @@ class Writer(threading.Thread):
         if written:
             self.stats.stored += len(batch.readings)
             self.stats.dead_lettered += len(batch.dead_letters)
-            self.stats.statuses += len(batch.statuses)
             lag = now_ms() - min(d.received_ms for d in pending)
             self.stats.max_lag_ms = max(self.stats.max_lag_ms, lag)
         return written

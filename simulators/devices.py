@@ -20,7 +20,7 @@ LOADING_MS = 20 * 60_000  # the tracker wakes this long before departure; doors 
 GPS_NOISE_M = 4.0
 
 
-def ambient_model(start_ms: int, mean_c: float, swing_c: float) -> Callable[[int], float]:
+def ambient_model(mean_c: float, swing_c: float) -> Callable[[int], float]:
     """Outdoor temperature: a daily sine peaking mid-afternoon (UTC hours)."""
 
     def ambient(t_ms: int) -> float:

@@ -34,7 +34,7 @@ class Simulation:
         self.scenario, self.seed, self.start_ms = scenario, seed, start_ms
         self.end_ms = start_ms + (duration_ms if duration_ms is not None else scenario.duration)
         self.faults = draw_faults(scenario, seed)
-        ambient = ambient_model(start_ms, *scenario.ambient_c)
+        ambient = ambient_model(*scenario.ambient_c)
         by_target: dict[str, list] = {}
         for fault in self.faults:
             by_target.setdefault(fault.target, []).append(fault)

@@ -45,10 +45,6 @@ class FieldSpec:
     max: float | None = None
     choices: tuple[str, ...] = field(default=())
 
-    @property
-    def numeric(self) -> bool:
-        return self.type in (float, int, bool)
-
 
 def _number(name: str, unit: str, lo: float, hi: float, description: str) -> FieldSpec:
     return FieldSpec(name, float, unit, description, lo, hi)
@@ -101,10 +97,6 @@ def storage_columns() -> dict[str, FieldSpec]:
             if (known.type, known.unit) != (spec.type, spec.unit):
                 raise ValueError(f"field {spec.name} has two meanings across kinds")
     return columns
-
-
-def field_spec(kind: DeviceKind, name: str) -> FieldSpec | None:
-    return next((spec for spec in KIND_FIELDS[kind] if spec.name == name), None)
 
 
 @dataclass(frozen=True, slots=True)

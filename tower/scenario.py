@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tower.contract import DEVICE_ID_PATTERN
-from tower.geo import LatLon, Route
+from tower.geo import LatLon, Route, distance_m, inside_polygon
 from tower.timeutil import parse_duration_ms
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "simulators" / "scenarios" / "default.yaml"
@@ -40,7 +40,6 @@ def _offset_ms(value: Any) -> int:
     return sign * parse_duration_ms(text.lstrip("+-"))
 
 
-Offset = Annotated[int, Field(description="offset from the scenario start, e.g. 90m, 2h30m is not allowed: use 150m")]
 Id = Annotated[str, Field(pattern=DEVICE_ID_PATTERN.pattern)]
 
 
@@ -72,6 +71,12 @@ class Site(_Model):
     @property
     def position(self) -> LatLon:
         return (self.lat, self.lon)
+
+    def contains(self, point: LatLon) -> bool:
+        """Inside the site's geofence."""
+        if self.geofence.polygon is not None:
+            return inside_polygon(point, self.geofence.polygon)
+        return distance_m(point, self.position) <= self.geofence.radius_m
 
 
 class CargoType(_Model):
