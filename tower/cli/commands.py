@@ -138,10 +138,15 @@ def _wait_for_signal(children: dict[str, subprocess.Popen] | None = None) -> Non
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())
+    finished: set[str] = set()
     while not done.wait(1.0):
         for name, child in (children or {}).items():
-            if child.poll() is not None:
-                log.error("%s exited with code %s (see its log); stopping the demo", name, child.returncode)
+            code = child.poll()
+            if code == 0 and name not in finished:  # the simulator ends with its scenario; the rest runs on
+                finished.add(name)
+                log.info("%s finished; the collector keeps running until Ctrl-C", name)
+            elif code not in (None, 0):
+                log.error("%s exited with code %s (see its log); stopping the demo", name, code)
                 return
 
 
