@@ -12,26 +12,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tower.contract import DEVICE_ID_PATTERN
 from tower.geo import LatLon, Route, distance_m, inside_polygon
 from tower.timeutil import parse_duration_ms
+from tower.yamlfile import FileError, Located, load_model
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "simulators" / "scenarios" / "default.yaml"
 
 
-class ScenarioError(ValueError):
+class ScenarioError(FileError):
     """A scenario file that cannot be used; the message names file, line and problem."""
-
-
-class _Reference(ValueError):
-    """A cross-reference problem, with the path of the offending value (for its line number)."""
-
-    def __init__(self, path: tuple, message: str) -> None:
-        super().__init__(message)
-        self.path = path
 
 
 def _offset_ms(value: Any) -> int:
@@ -233,24 +225,24 @@ class Scenario(_Model):
         for i, lane in enumerate(self.lanes):
             for end in ("origin", "destination"):
                 if getattr(lane, end) not in sites:
-                    raise _Reference(("lanes", i, end), f"lane {lane.id}: unknown site '{getattr(lane, end)}'")
+                    raise Located(("lanes", i, end), f"lane {lane.id}: unknown site '{getattr(lane, end)}'")
         lanes = {lane.id for lane in self.lanes}
         for group in ("shipments", "shipment_waves"):
             for i, item in enumerate(getattr(self, group)):
                 if item.lane not in lanes:
-                    raise _Reference((group, i, "lane"), f"{_name(item)}: unknown lane '{item.lane}'")
+                    raise Located((group, i, "lane"), f"{_name(item)}: unknown lane '{item.lane}'")
                 if item.cargo not in self.cargo_types:
-                    raise _Reference((group, i, "cargo"), f"{_name(item)}: unknown cargo type '{item.cargo}'")
+                    raise Located((group, i, "cargo"), f"{_name(item)}: unknown cargo type '{item.cargo}'")
         for group in ("warehouse_sensors", "equipment"):
             for i, item in enumerate(getattr(self, group)):
                 if item.site not in sites:
-                    raise _Reference((group, i, "site"), f"{_name(item)}: unknown site '{item.site}'")
+                    raise Located((group, i, "site"), f"{_name(item)}: unknown site '{item.site}'")
         shipments = {s.id for s in self.all_shipments()}
         machines = {m for m, _ in self.all_equipment()}
         for i, fault in enumerate(self.faults):
             known = shipments if fault.type in SHIPMENT_FAULTS else machines
             if fault.target not in known:
-                raise _Reference(("faults", i, "target"), f"fault {fault.type}: unknown target '{fault.target}'")
+                raise Located(("faults", i, "target"), f"fault {fault.type}: unknown target '{fault.target}'")
         ids = [s.tracker for s in self.all_shipments()] + [w.id for w in self.warehouse_sensors] + list(machines)
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
@@ -302,42 +294,4 @@ def _name(item: BaseModel) -> str:
 def load_scenario(name_or_path: str | Path) -> Scenario:
     """'default' or a path. ScenarioError('file:line: problem') for anything wrong with the file."""
     path = DEFAULT_SCENARIO if str(name_or_path) == "default" else Path(name_or_path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ScenarioError(f"{path}: cannot read scenario: {error.strerror}") from None
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ScenarioError(f"{where}: not valid YAML: {getattr(error, 'problem', error)}") from None
-    if not isinstance(data, dict):
-        raise ScenarioError(f"{path}:1: a scenario is a mapping with name, sites, lanes, ...")
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        reference = first.get("ctx", {}).get("error")
-        loc = reference.path if isinstance(reference, _Reference) else first["loc"]
-        location = ".".join(str(part) for part in loc)
-        line = _line_of(node, loc)
-        message = first["msg"].removeprefix("Value error, ")
-        raise ScenarioError(f"{path}:{line}: {location + ': ' if location else ''}{message}") from None
-
-
-def _line_of(node: yaml.Node | None, loc: tuple) -> int:
-    """The line of the deepest YAML node on the error's path."""
-    line = node.start_mark.line + 1 if node else 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            node = next((value for key, value in node.value if key.value == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            break
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-    return line
+    return load_model(path, Scenario, "scenario", ScenarioError)

@@ -1,0 +1,64 @@
+"""Loading a YAML file into a pydantic model, with every problem reported as `file:line: path: problem`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class FileError(ValueError):
+    """A file that cannot be used; the message names file, line and problem."""
+
+
+class Located(ValueError):
+    """Raised by a model validator for a problem at a known path (so its line can be found)."""
+
+    def __init__(self, path: tuple, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def load_model(path: Path, model: type[Model], what: str, error: type[FileError] = FileError) -> Model:
+    try:
+        text = path.read_text()
+    except OSError as problem:
+        raise error(f"{path}: cannot read {what}: {problem.strerror}") from None
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as problem:
+        mark = getattr(problem, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise error(f"{where}: not valid YAML: {getattr(problem, 'problem', problem)}") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}:1: a {what} is a YAML mapping")
+    try:
+        return model.model_validate(data)
+    except ValidationError as problem:
+        first = problem.errors(include_url=False)[0]
+        located = first.get("ctx", {}).get("error")
+        loc = located.path if isinstance(located, Located) else first["loc"]
+        location = ".".join(str(part) for part in loc)
+        message = first["msg"].removeprefix("Value error, ")
+        raise error(f"{path}:{_line_of(node, loc)}: {location + ': ' if location else ''}{message}") from None
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int:
+    """The line of the deepest YAML node on the error's path."""
+    line = node.start_mark.line + 1 if node else 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((value for key, value in node.value if key.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
