@@ -12,11 +12,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tower.contract import DeviceKind
-from tower.timeutil import parse_duration_ms
-from tower.yamlfile import FileError, Located, load_model
+from tower.yamlfile import Duration, FileError, Located, load_model
 
 DEFAULT_RULES = Path(__file__).resolve().parent / "rules" / "default.yaml"
 
@@ -32,20 +31,14 @@ class Severity(IntEnum):
     CRITICAL = 4
 
 
-def _duration(value: object) -> int:
-    return parse_duration_ms(str(value))
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Runbook(_Model):
     owner: str = Field(description="the role that responds, e.g. 'cold-chain desk'")
-    respond_within: int = Field(description="response deadline after the alert fires")
+    respond_within: Duration = Field(description="response deadline after the alert fires")
     steps: tuple[str, ...] = Field(min_length=1)
-
-    _durations = field_validator("respond_within", mode="before")(_duration)
 
 
 class Scope(_Model):
@@ -75,12 +68,10 @@ class ThresholdRule(_Rule):
     field: str
     above: float | None = None
     below: float | None = None
-    hold: int = Field(0, alias="for")
+    hold: Duration = Field(0, alias="for")
     clear_above: float | None = Field(None, description="with `below`: back to normal above this")
     clear_below: float | None = Field(None, description="with `above`: back to normal below this")
-    clear_for: int = 0
-
-    _durations = field_validator("hold", "clear_for", mode="before")(_duration)
+    clear_for: Duration = 0
 
     @model_validator(mode="after")
     def _limits(self) -> ThresholdRule:
@@ -107,11 +98,9 @@ class RateRule(_Rule):
 
     type: Literal["rate_of_change"]
     field: str
-    window: int
+    window: Duration
     rise_above: float | None = None
     fall_above: float | None = None
-
-    _durations = field_validator("window", mode="before")(_duration)
 
     @model_validator(mode="after")
     def _limits(self) -> RateRule:
@@ -125,9 +114,7 @@ class MissingDataRule(_Rule):
     event-time watermark (the newest reading of any device), not the wall clock."""
 
     type: Literal["missing_data"]
-    after: int
-
-    _durations = field_validator("after", mode="before")(_duration)
+    after: Duration
 
 
 Rule = Annotated[ThresholdRule | RateRule | MissingDataRule, Field(discriminator="type")]

@@ -88,7 +88,7 @@ class Simulation:
         yield Message(times[0], status_topic(device.kind, device.device_id), b"online", retain=True)
         topic = telemetry_topic(device.kind, device.device_id)
         for seq, t in enumerate(times):
-            yield Message(t, topic, _payload(t, seq, device.reading(t)))
+            yield Message(t, topic, _payload({"ts": t, "seq": seq, **device.reading(t)}))
 
     def _tracker_messages(self, tracker: Tracker, faults: MessageFaults) -> Iterator[Message]:
         times = self._times(tracker.device_id, tracker.active_from_ms, tracker.active_until_ms + 1, tracker.interval_ms)
@@ -113,7 +113,7 @@ class Simulation:
             if faults.active(FaultType.GPS_OUTLIERS, t) and seq % 4 == 0:
                 reading["lat"] = round(reading["lat"] + rng.choice((-1, 1)) * rng.uniform(0.05, 0.4), 6)
                 reading["lon"] = round(reading["lon"] + rng.choice((-1, 1)) * rng.uniform(0.05, 0.4), 6)
-            payload = _payload(t, seq, reading)
+            payload = _payload(reading)
             if faults.active(FaultType.MALFORMED, t) and seq % 3 == 0:
                 payload = rng.choice((payload[: len(payload) // 2], payload.replace(b'"lat":', b'"lat":9', 1)))
             publish = t
@@ -131,6 +131,5 @@ class Simulation:
         yield Message(times[-1] + 2, status_topic(kind, device), b"offline", retain=True)
 
 
-def _payload(ts_ms: int, seq: int, reading: dict) -> bytes:
-    reading = {"ts": ts_ms, "seq": seq, **reading}
+def _payload(reading: dict) -> bytes:
     return json.dumps(reading, separators=(",", ":")).encode()

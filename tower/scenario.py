@@ -10,26 +10,19 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tower.contract import DEVICE_ID_PATTERN
 from tower.geo import LatLon, Route, distance_m, inside_polygon
-from tower.timeutil import parse_duration_ms
-from tower.yamlfile import FileError, Located, load_model
+from tower.yamlfile import Duration, FileError, Located, Offset, load_model
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "simulators" / "scenarios" / "default.yaml"
 
 
 class ScenarioError(FileError):
     """A scenario file that cannot be used; the message names file, line and problem."""
-
-
-def _offset_ms(value: Any) -> int:
-    text = str(value).strip()
-    sign = -1 if text.startswith("-") else 1
-    return sign * parse_duration_ms(text.lstrip("+-"))
 
 
 Id = Annotated[str, Field(pattern=DEVICE_ID_PATTERN.pattern)]
@@ -93,11 +86,9 @@ class Shipment(_Model):
     id: Id
     tracker: Id
     lane: str
-    departure: int
-    promised: int
+    departure: Offset
+    promised: Offset
     cargo: str
-
-    _offsets = field_validator("departure", "promised", mode="before")(lambda v: _offset_ms(v))
 
 
 class ShipmentWave(_Model):
@@ -107,12 +98,10 @@ class ShipmentWave(_Model):
     tracker_prefix: str
     lane: str
     count: int = Field(ge=1)
-    first_departure: int
-    every: int
-    slack: int = Field(description="promised = departure + planned driving time + slack")
+    first_departure: Offset
+    every: Duration
+    slack: Duration = Field(description="promised = departure + planned driving time + slack")
     cargo: str
-
-    _offsets = field_validator("first_departure", "every", "slack", mode="before")(lambda v: _offset_ms(v))
 
 
 class WarehouseSensor(_Model):
@@ -168,12 +157,10 @@ class Fault(_Model):
 
     type: FaultType
     target: str = Field(description="shipment id, or equipment id")
-    after: int | None = Field(None, description="shipment faults: time after departure")
-    at: int | None = Field(None, description="equipment faults: offset from the scenario start")
-    duration: int = Field(0, description="how long it lasts; bearing wear: onset to failure")
+    after: Duration | None = Field(None, description="shipment faults: time after departure")
+    at: Offset | None = Field(None, description="equipment faults: offset from the scenario start")
+    duration: Duration = Field(0, description="how long it lasts; bearing wear: onset to failure")
     severity: float = Field(1.0, gt=0, description="scales the effect (1 = typical)")
-
-    _offsets = field_validator("after", "at", "duration", mode="before")(lambda v: None if v is None else _offset_ms(v))
 
     @model_validator(mode="after")
     def _when(self) -> Fault:
@@ -193,17 +180,15 @@ class RandomFaults(_Model):
 
 
 class Reporting(_Model):
-    shipment: int = 30_000
-    warehouse: int = 60_000
-    equipment: int = 60_000
-
-    _offsets = field_validator("shipment", "warehouse", "equipment", mode="before")(lambda v: _offset_ms(v))
+    shipment: Duration = 30_000
+    warehouse: Duration = 60_000
+    equipment: Duration = 60_000
 
 
 class Scenario(_Model):
     name: str
     description: str = ""
-    duration: int = 86_400_000
+    duration: Duration = 86_400_000
     reporting: Reporting = Reporting()
     ambient_c: tuple[float, float] = Field((9.0, 4.0), description="daily mean and half-swing, °C")
     planned_speed_kmh: float = Field(65.0, gt=0, description="average speed used to plan a trip")
@@ -216,8 +201,6 @@ class Scenario(_Model):
     equipment: tuple[EquipmentGroup, ...] = ()
     faults: tuple[Fault, ...] = ()
     random_faults: RandomFaults = RandomFaults()
-
-    _offsets = field_validator("duration", mode="before")(lambda v: _offset_ms(v))
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
+
+from tower.timeutil import parse_duration_ms
 
 Model = TypeVar("Model", bound=BaseModel)
+
+
+def _offset_ms(value: object) -> int:
+    text = str(value).strip()
+    return -parse_duration_ms(text[1:]) if text.startswith("-") else parse_duration_ms(text.lstrip("+"))
+
+
+# Field types for times written in files: "90s", "15m", "2h", "7d" (Offset may be negative: "-2d").
+Duration = Annotated[int, BeforeValidator(lambda value: parse_duration_ms(str(value)))]
+Offset = Annotated[int, BeforeValidator(_offset_ms)]
 
 
 class FileError(ValueError):
