@@ -1,4 +1,4 @@
-"""Real time-series servers for the store tests, each on free loopback ports in a temporary directory.
+"""Real time-series servers for the store tests and the ingest benchmark, each on free loopback ports.
 
 VictoriaMetrics speaks the InfluxDB v2 write API (/api/v2/write) and exports what it stored
 (/api/v1/export); Debian's influxdb 1.6.7 answers InfluxQL (/query) and takes writes on /write.
