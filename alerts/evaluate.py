@@ -1,182 +1,205 @@
 """Rule evaluation on event time. Pure: readings in, state changes out; no I/O, no wall clock.
 
-Each (rule, device) keeps its recent points sorted by `ts` and the rule's state as it stood just
-before the oldest of them. The current state is recomputed from that checkpoint over the sorted
-points, so a reading that arrives late (out of order, or in a back-filled offline buffer) is put
-in its place and changes the answer exactly as if it had come on time. Points older than the
-retention horizon are folded into the checkpoint; readings older than the checkpoint are too late
-to change anything and are counted, not used.
+Per device the evaluator keeps its newest readings sorted by `ts` (at most REORDER_DEPTH, within
+REORDER_HORIZON_MS), and per (rule, device) two copies of the rule's condition: a checkpoint as it
+stood before the oldest kept reading, and the current one. A reading in order steps the current
+condition; a late one (out of order, or a back-filled offline buffer) is put in its place and the
+current condition is replayed from the checkpoint, so the answer is the same as if it had come on
+time. Readings older than everything kept are too late to change anything: counted, not used.
+
+Shipment rules apply between departure (the plan's time) and delivery (the first reading inside
+the destination's geofence); outside that the condition rests in its normal state.
 """
 
 from __future__ import annotations
 
 from bisect import insort
 from dataclasses import dataclass, field
-from enum import StrEnum
 
-from alerts.rules import MissingDataRule, RateRule, Rule, RuleSet, ThresholdRule
-from tower.contract import Reading, is_plain_number
+from alerts.conditions import CONDITIONS, Condition, State
+from alerts.network import Entity, Network, Position
+from alerts.rules import MissingDataRule, Rule, RuleSet, Severity
+from tower.contract import DeviceKind, Reading
 
-HORIZON_MS = 2 * 3_600_000  # how late a reading may be and still be placed in time
-
-
-class State(StrEnum):
-    NORMAL = "normal"
-    PENDING = "pending"  # the condition holds, but not yet for the rule's `for`
-    FIRING = "firing"
+REORDER_DEPTH = 16  # newest readings kept per device to place late ones among
+REORDER_HORIZON_MS = 2 * 3_600_000  # and no older than this behind the device's newest
 
 
 @dataclass(frozen=True)
 class Change:
-    """A rule's state for one device changed, at an event time."""
+    """A rule's state for one entity changed (or its severity did), at an event time."""
 
     rule: Rule
+    entity_id: str
     device_id: str
+    kind: DeviceKind
+    site: str
     state: State
+    severity: Severity
     at_ms: int
     value: float | None
     detail: str
 
 
 @dataclass
-class _Threshold:
-    """Threshold state machine: NORMAL -> PENDING (breached) -> FIRING (held `for`) -> NORMAL
-    (recovered past the clear level for `clear_for`)."""
+class _Device:
+    kind: DeviceKind
+    entity: Entity
+    rules: list[Rule]
+    missing: list[MissingDataRule]
+    readings: list[tuple[int, int, dict, Position | None]] = field(default_factory=list)  # (ts, n, fields, where)
+    checkpoint: dict[str, Condition] = field(default_factory=dict)
+    current: dict[str, Condition] = field(default_factory=dict)
+    reported: dict[str, tuple[State, Severity]] = field(default_factory=dict)
+    delivered_at: int | None = None
+    silent: set[str] = field(default_factory=set)
+    arrivals: int = 0
 
-    state: State = State.NORMAL
-    run_start: int | None = None  # first reading of the current breach, or of the current recovery
-    changed_at: int = 0
+    @property
+    def newest(self) -> int:
+        return self.readings[-1][0] if self.readings else -1
 
-    def step(self, rule: ThresholdRule, ts: int, value: float) -> None:
-        if self.state is State.FIRING:
-            if rule.recovered(value):
-                self.run_start = ts if self.run_start is None else self.run_start
-                if ts - self.run_start >= rule.clear_for:
-                    self.state, self.run_start, self.changed_at = State.NORMAL, None, ts
-            else:
-                self.run_start = None
-        elif rule.breached(value):
-            if self.run_start is None:
-                self.run_start, self.state, self.changed_at = ts, State.PENDING, ts
-            if ts - self.run_start >= rule.hold:
-                self.state, self.run_start, self.changed_at = State.FIRING, None, ts
-        elif self.state is State.PENDING:
-            self.state, self.run_start, self.changed_at = State.NORMAL, None, ts
-
-
-@dataclass
-class _Series:
-    """One (rule, device): recent points by event time, and the checkpoint before them."""
-
-    points: list[tuple[int, float]] = field(default_factory=list)
-    checkpoint: _Threshold = field(default_factory=_Threshold)
-    folded_until: int = -1  # event time up to which points live only in the checkpoint
-    reported: State = State.NORMAL
-    too_late: int = 0
-
-    def add(self, ts: int, value: float) -> bool:
-        if ts <= self.folded_until:
-            self.too_late += 1
-            return False
-        if (ts, value) not in self.points:  # a duplicate delivery changes nothing
-            insort(self.points, (ts, value))
-        return True
-
-    def fold(self, rule: Rule, newest: int) -> None:
-        """Fold points older than the horizon into the checkpoint."""
-        while self.points and self.points[0][0] < newest - HORIZON_MS:
-            ts, value = self.points.pop(0)
-            self.folded_until = ts
-            if isinstance(rule, ThresholdRule):
-                self.checkpoint.step(rule, ts, value)
+    def in_transit(self, ts: int) -> bool:
+        plan = self.entity.plan
+        return plan is None or (plan.departure_ms <= ts and (self.delivered_at is None or ts < self.delivered_at))
 
 
 class RuleEvaluator:
     """Feed readings in arrival order; get the state changes they cause, stamped in event time."""
 
-    def __init__(self, rules: RuleSet) -> None:
+    def __init__(self, rules: RuleSet, network: Network | None = None) -> None:
         self.rules = rules.rules
-        self._series: dict[tuple[str, str], _Series] = {}
-        self._last_seen: dict[str, tuple[int, object]] = {}  # device -> (newest ts, kind)
-        self._silent: dict[tuple[str, str], bool] = {}
+        self.network = network or Network()
+        self._devices: dict[str, _Device] = {}
         self.watermark_ms = 0
+        self.too_late = 0
 
     def observe(self, reading: Reading) -> list[Change]:
-        changes: list[Change] = []
-        newest = max(reading.ts_ms, self._last_seen.get(reading.device_id, (0, None))[0])
-        self._last_seen[reading.device_id] = (newest, reading.kind)
-        self.watermark_ms = max(self.watermark_ms, reading.ts_ms)
-        for rule in self.rules:
-            if not rule.scope.matches(reading.kind, reading.device_id):
-                continue
-            if isinstance(rule, MissingDataRule):
-                changes += self._back(rule, reading)
-                continue
-            value = reading.fields.get(rule.field)
-            if not is_plain_number(value):
-                continue
-            series = self._series.setdefault((rule.id, reading.device_id), _Series())
-            if series.add(reading.ts_ms, float(value)):
-                changes += self._reevaluate(rule, reading.device_id, series)
-        return changes
+        device = self._device(reading)
+        ts, fields = reading.ts_ms, reading.fields
+        self.watermark_ms = max(self.watermark_ms, ts)
+        changes = self._back_from_silence(device, reading)
+        if any(kept[0] == ts and kept[2] == fields for kept in device.readings):
+            return changes  # a duplicate delivery changes nothing
+        if device.readings and (ts < device.readings[0][0] and len(device.readings) >= REORDER_DEPTH):
+            self.too_late += 1
+            return changes
+        where = self._locate(device, fields)
+        plan = device.entity.plan
+        if plan is not None and where is not None and where.site == plan.destination.id and ts >= plan.departure_ms:
+            device.delivered_at = ts if device.delivered_at is None else min(device.delivered_at, ts)
+        device.arrivals += 1
+        entry = (ts, device.arrivals, fields, where)
+        if ts >= device.newest:
+            device.readings.append(entry)
+            for rule in device.rules:
+                self._step(device, rule, device.current, entry)
+        else:
+            insort(device.readings, entry, key=lambda kept: (kept[0], kept[1]))
+            for rule in device.rules:
+                device.current[rule.id] = device.checkpoint[rule.id].clone()
+                for kept in device.readings:
+                    self._step(device, rule, device.current, kept)
+        while len(device.readings) > REORDER_DEPTH or device.readings[0][0] < device.newest - REORDER_HORIZON_MS:
+            oldest = device.readings.pop(0)
+            for rule in device.rules:
+                self._step(device, rule, device.checkpoint, oldest)
+        return changes + self._report(device, reading.device_id)
 
     def advance(self, watermark_ms: int) -> list[Change]:
-        """Move the fleet's event-time watermark (e.g. on a clock tick in a replay) and report silences."""
+        """Move the fleet's event-time watermark (e.g. a clock tick in a replay) and report silences."""
         self.watermark_ms = max(self.watermark_ms, watermark_ms)
         changes = []
-        for rule in self.rules:
-            if not isinstance(rule, MissingDataRule):
-                continue
-            for device_id, (last_ts, kind) in self._last_seen.items():
-                key = (rule.id, device_id)
-                silent_for = self.watermark_ms - last_ts
-                if rule.scope.matches(kind, device_id) and not self._silent.get(key) and silent_for > rule.after:
-                    self._silent[key] = True
-                    detail = f"no reading for {silent_for // 60_000} min"
-                    changes.append(Change(rule, device_id, State.FIRING, last_ts + rule.after, None, detail))
+        for device_id, device in self._devices.items():
+            for rule in device.missing:
+                silent_for = self.watermark_ms - device.newest
+                if rule.id in device.silent or silent_for <= rule.after or device.delivered_at is not None:
+                    continue
+                device.silent.add(rule.id)
+                at = device.newest + rule.after
+                detail = f"no reading for {silent_for // 60_000} min"
+                changes.append(self._change(rule, device, device_id, State.FIRING, rule.level, at, None, detail))
         return changes
-
-    def _back(self, rule: MissingDataRule, reading: Reading) -> list[Change]:
-        key = (rule.id, reading.device_id)
-        if self._silent.get(key) and reading.ts_ms >= self._last_seen[reading.device_id][0]:
-            self._silent[key] = False
-            return [Change(rule, reading.device_id, State.NORMAL, reading.ts_ms, None, "reporting again")]
-        return []
 
     def state_of(self, rule_id: str, device_id: str) -> tuple[State, int]:
         """The rule's state for a device now, and since when (event time), from all readings so far."""
-        rule = next(r for r in self.rules if r.id == rule_id)
-        state, at, _, _ = _current(rule, self._series[(rule_id, device_id)])
-        return state, at
+        condition = self._devices[device_id].current[rule_id]
+        return condition.state, condition.since
 
-    def _reevaluate(self, rule: Rule, device_id: str, series: _Series) -> list[Change]:
-        series.fold(rule, series.points[-1][0])
-        current, at, value, detail = _current(rule, series)
-        if current is series.reported:
-            return []
-        series.reported = current
-        return [Change(rule, device_id, current, at, value, detail)]
+    # -- internals --------------------------------------------------------------------------------
 
+    def _device(self, reading: Reading) -> _Device:
+        device = self._devices.get(reading.device_id)
+        if device is None:
+            entity = self.network.entity(reading.device_id)
+            scoped = [
+                rule
+                for rule in self.rules
+                if rule.scope.matches(reading.kind, reading.device_id, entity.site, entity.cargo)
+            ]
+            device = _Device(
+                reading.kind,
+                entity,
+                [rule for rule in scoped if not isinstance(rule, MissingDataRule)],
+                [rule for rule in scoped if isinstance(rule, MissingDataRule)],
+            )
+            for rule in device.rules:
+                device.checkpoint[rule.id] = CONDITIONS[rule.type]()
+                device.current[rule.id] = CONDITIONS[rule.type]()
+                device.reported[rule.id] = (State.NORMAL, rule.level)
+            self._devices[reading.device_id] = device
+        return device
 
-def _current(rule: Rule, series: _Series) -> tuple[State, int, float, str]:
-    """State, since when, latest value and a sentence, recomputed over the sorted points."""
-    if isinstance(rule, RateRule):
-        return _rate_state(rule, series.points)
-    state = _Threshold(series.checkpoint.state, series.checkpoint.run_start, series.checkpoint.changed_at)
-    for ts, value in series.points:
-        state.step(rule, ts, value)
-    value = series.points[-1][1]
-    limit = rule.above if rule.above is not None else rule.below
-    return state.state, state.changed_at, value, f"{rule.field} {value:g} vs limit {limit:g}"
+    def _locate(self, device: _Device, fields: dict) -> Position | None:
+        lat, lon = fields.get("lat"), fields.get("lon")
+        if device.entity.plan is None or lat is None or lon is None:
+            return None
+        return self.network.locate(device.entity.plan, (lat, lon))
 
+    def _step(self, device: _Device, rule: Rule, conditions: dict[str, Condition], entry: tuple) -> None:
+        ts, _, fields, where = entry
+        if not rule.scope.admits(fields):
+            return
+        if rule.in_transit_only and not device.in_transit(ts):
+            if conditions[rule.id].state is not State.NORMAL:
+                fresh = conditions[rule.id] = CONDITIONS[rule.type]()
+                fresh.since = ts
+            return
+        conditions[rule.id].step(rule, ts, fields, where, device.entity.plan)
 
-def _rate_state(rule: RateRule, points: list[tuple[int, float]]) -> tuple[State, int, float, str]:
-    """Change of the newest value against the lowest (rise) or highest (fall) within the window."""
-    ts, value = points[-1]
-    window = [v for t, v in points if ts - rule.window <= t <= ts]
-    rise, fall = value - min(window), max(window) - value
-    firing = (rule.rise_above is not None and rise > rule.rise_above) or (
-        rule.fall_above is not None and fall > rule.fall_above
-    )
-    change = rise if rule.rise_above is not None and rise >= fall else -fall
-    return (State.FIRING if firing else State.NORMAL), ts, change, f"{rule.field} changed {change:+g} within window"
+    def _report(self, device: _Device, device_id: str) -> list[Change]:
+        changes = []
+        for rule in device.rules:
+            condition = device.current[rule.id]
+            now = (condition.state, condition.severity or rule.level)
+            if now != device.reported[rule.id]:
+                device.reported[rule.id] = now
+                changes.append(
+                    self._change(rule, device, device_id, *now, condition.since, condition.value, condition.detail)
+                )
+        return changes
+
+    def _back_from_silence(self, device: _Device, reading: Reading) -> list[Change]:
+        changes = []
+        for rule in device.missing:
+            if rule.id in device.silent and reading.ts_ms >= device.newest:
+                device.silent.discard(rule.id)
+                changes.append(
+                    self._change(
+                        rule,
+                        device,
+                        reading.device_id,
+                        State.NORMAL,
+                        rule.level,
+                        reading.ts_ms,
+                        None,
+                        "reporting again",
+                    )  # fmt: skip
+                )
+        return changes
+
+    @staticmethod
+    def _change(rule: Rule, device: _Device, device_id: str, state: State, severity: Severity, at: int,
+                value: float | None, detail: str) -> Change:  # fmt: skip
+        entity = device.entity
+        return Change(rule, entity.entity_id, device_id, device.kind, entity.site, state, severity, at, value, detail)

@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tower.contract import DeviceKind
+from tower.contract import DeviceKind, FieldValue
+from tower.scenario import FaultType
 from tower.yamlfile import Duration, FileError, Located, load_model
 
 DEFAULT_RULES = Path(__file__).resolve().parent / "rules" / "default.yaml"
@@ -31,6 +32,9 @@ class Severity(IntEnum):
     CRITICAL = 4
 
 
+SeverityName = Literal["info", "minor", "major", "critical"]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -44,20 +48,37 @@ class Runbook(_Model):
 class Scope(_Model):
     kind: DeviceKind | None = None
     device: str = Field("*", description="device id pattern (fnmatch), e.g. conv-*")
+    site: str = Field("*", description="site id pattern of the device (shipments: their origin)")
+    cargo: tuple[str, ...] = Field((), description="shipments only: these cargo types (default: any)")
+    when: dict[str, FieldValue] = Field({}, description="only readings with these field values, e.g. state: running")
 
-    def matches(self, kind: DeviceKind, device_id: str) -> bool:
-        return (self.kind is None or self.kind == kind) and fnmatchcase(device_id, self.device)
+    def matches(self, kind: DeviceKind, device_id: str, site: str = "", cargo: str = "") -> bool:
+        return (
+            (self.kind is None or self.kind == kind)
+            and fnmatchcase(device_id, self.device)
+            and (self.site == "*" or fnmatchcase(site, self.site))
+            and (not self.cargo or cargo in self.cargo)
+        )
+
+    def admits(self, fields: dict[str, FieldValue]) -> bool:
+        return all(fields.get(name) == value for name, value in self.when.items())
 
 
 class _Rule(_Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
     scope: Scope = Scope()
-    severity: Literal["info", "minor", "major", "critical"] = "major"
+    severity: SeverityName = "major"
     runbook: Runbook
+    detects: tuple[FaultType, ...] = Field((), description="fault types it is meant to catch (for `tower evaluate`)")
 
     @property
     def level(self) -> Severity:
         return Severity[self.severity.upper()]
+
+    @property
+    def in_transit_only(self) -> bool:
+        """Shipment rules apply between departure and delivery."""
+        return self.scope.kind == DeviceKind.SHIPMENT
 
 
 class ThresholdRule(_Rule):
@@ -68,6 +89,7 @@ class ThresholdRule(_Rule):
     field: str
     above: float | None = None
     below: float | None = None
+    equals: FieldValue | None = Field(None, description="for flags and states: door_open: true, state: fault")
     hold: Duration = Field(0, alias="for")
     clear_above: float | None = Field(None, description="with `below`: back to normal above this")
     clear_below: float | None = Field(None, description="with `above`: back to normal below this")
@@ -75,18 +97,22 @@ class ThresholdRule(_Rule):
 
     @model_validator(mode="after")
     def _limits(self) -> ThresholdRule:
-        if (self.above is None) == (self.below is None):
-            raise ValueError("a threshold rule needs exactly one of above / below")
+        if sum(limit is not None for limit in (self.above, self.below, self.equals)) != 1:
+            raise ValueError("a threshold rule needs exactly one of above / below / equals")
         if self.above is not None and self.clear_below is not None and self.clear_below > self.above:
             raise ValueError("clear_below must not be above `above` (that would flap)")
         if self.below is not None and self.clear_above is not None and self.clear_above < self.below:
             raise ValueError("clear_above must not be below `below` (that would flap)")
         return self
 
-    def breached(self, value: float) -> bool:
+    def breached(self, value: FieldValue) -> bool:
+        if self.equals is not None:
+            return value == self.equals
         return value > self.above if self.above is not None else value < self.below
 
-    def recovered(self, value: float) -> bool:
+    def recovered(self, value: FieldValue) -> bool:
+        if self.equals is not None:
+            return value != self.equals
         if self.above is not None:
             return value < (self.clear_below if self.clear_below is not None else self.above)
         return value > (self.clear_above if self.clear_above is not None else self.below)
@@ -117,7 +143,106 @@ class MissingDataRule(_Rule):
     after: Duration
 
 
-Rule = Annotated[ThresholdRule | RateRule | MissingDataRule, Field(discriminator="type")]
+class GeofenceRule(_Rule):
+    """A shipment's tracker arriving at or departing from a site, or dwelling there longer than
+    `dwell_over`. Arrive and depart are events: firing on the crossing reading, normal on the next."""
+
+    type: Literal["geofence"]
+    event: Literal["arrive", "depart", "dwell"]
+    sites: str = Field("*", description="site id pattern, e.g. cust-*")
+    dwell_over: Duration | None = None
+
+    @model_validator(mode="after")
+    def _dwell(self) -> GeofenceRule:
+        if (self.event == "dwell") != (self.dwell_over is not None):
+            raise ValueError("dwell_over goes with event: dwell, and only with it")
+        return self
+
+    @property
+    def in_transit_only(self) -> bool:
+        return False  # arriving and departing are what delimit the transit
+
+
+class RouteDeviationRule(_Rule):
+    """The tracker is more than `max_offset_m` from its lane's planned route for `for`."""
+
+    type: Literal["route_deviation"]
+    max_offset_m: float = Field(gt=0)
+    hold: Duration = Field(0, alias="for")
+    clear_for: Duration = 0
+
+    def breached(self, offset_m: float) -> bool:
+        return offset_m > self.max_offset_m
+
+    def recovered(self, offset_m: float) -> bool:
+        return offset_m < 0.8 * self.max_offset_m
+
+
+class PredictedDelayRule(_Rule):
+    """ETA from the remaining route distance and recent speed (the current pace is assumed to last
+    `pace_lasts`, then the plan's speed) against the promised time. Fires when the ETA is later than
+    promised + `tolerance` for `for`; rises to `late_severity` once the promised time has passed
+    without arrival."""
+
+    type: Literal["predicted_delay"]
+    tolerance: Duration = 0
+    speed_window: Duration = Field(15 * 60_000, description="time constant of the recent-speed average")
+    pace_lasts: Duration = Field(30 * 60_000, description="how long the recent pace is assumed to hold")
+    hold: Duration = Field(0, alias="for")
+    late_severity: SeverityName = "critical"
+
+
+class ColdChainRule(_Rule):
+    """The cargo's allowed range (from its cargo type, or `min_c`/`max_c`): fires after `for`
+    continuously out of range, clears after `clear_for` back inside by `margin_c`. Rises to
+    `budget_severity` once the shipment's cumulative time out of range exceeds `budget`, or its
+    mean kinetic temperature exceeds the range."""
+
+    type: Literal["cold_chain"]
+    field: str = "temp_c"
+    min_c: float | None = None
+    max_c: float | None = None
+    hold: Duration = Field(0, alias="for")
+    clear_for: Duration = 0
+    margin_c: float = Field(0.3, ge=0)
+    budget: Duration | None = None
+    budget_severity: SeverityName = "critical"
+
+
+class DriftRule(_Rule):
+    """Predictive maintenance: learns each asset's baseline (mean, standard deviation) from its own
+    first `learn` of readings in scope (and `min_samples` readings at least), then fires when the smoothed value (exponential average,
+    time constant `window`) stays more than `sigmas` baseline deviations away for `for`."""
+
+    type: Literal["drift"]
+    field: str
+    learn: Duration
+    min_samples: int = Field(30, ge=2, description="and at least this many readings")
+    window: Duration
+    sigmas: float = Field(gt=0)
+    direction: Literal["up", "down", "both"] = "both"
+    hold: Duration = Field(0, alias="for")
+    clear_for: Duration = 0
+
+
+class TrendRule(_Rule):
+    """Predictive maintenance: a linear trend fitted over `window` (exponentially weighted) projects
+    when `field` will cross `limit`; fires when that is within `horizon`, reporting the projected time."""
+
+    type: Literal["trend"]
+    field: str
+    limit: float
+    direction: Literal["up", "down"] = "up"
+    window: Duration
+    horizon: Duration
+    hold: Duration = Field(0, alias="for")
+
+
+Rule = Annotated[
+    ThresholdRule | RateRule | MissingDataRule | GeofenceRule | RouteDeviationRule | PredictedDelayRule
+    | ColdChainRule | DriftRule | TrendRule,
+    Field(discriminator="type"),
+]  # fmt: skip
 
 
 class RuleSet(_Model):

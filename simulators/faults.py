@@ -94,7 +94,7 @@ def ground_truth(
 
 def _shipment_consequence(scenario: Scenario, fault: Fault, trip: Trip, start: int) -> tuple[str, int | None]:
     promised = trip.departure_ms - trip.shipment.departure + trip.shipment.promised
-    if fault.type in (FaultType.TRAFFIC_JAM, FaultType.BREAKDOWN, FaultType.ROUTE_DEVIATION):
+    if fault.type in (FaultType.TRAFFIC_JAM, FaultType.BREAKDOWN):
         late = trip.arrival_ms is None or trip.arrival_ms > promised
         return ("late delivery", promised) if late else ("none: delivered on time", None)
     if fault.type == FaultType.REEFER_FAILURE:
@@ -103,8 +103,10 @@ def _shipment_consequence(scenario: Scenario, fault: Fault, trip: Trip, start: i
             if t >= start and (temp > (cargo.max_c or 99) or temp < (cargo.min_c or -99)):
                 return "temperature out of range", t
         return "none: stayed in range", None
-    if fault.type in (FaultType.DOOR_OPEN_IN_TRANSIT, FaultType.TRACKER_OFFLINE):
-        return ("door open in transit" if fault.type == FaultType.DOOR_OPEN_IN_TRANSIT else "silence"), start
+    immediate = {FaultType.ROUTE_DEVIATION: "off route", FaultType.DOOR_OPEN_IN_TRANSIT: "door open in transit",
+                 FaultType.TRACKER_OFFLINE: "silence"}  # fmt: skip
+    if fault.type in immediate:
+        return immediate[fault.type], start
     return "data quality (ingest's concern)", None
 
 

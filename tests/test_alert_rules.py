@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from alerts.evaluate import HORIZON_MS, RuleEvaluator, State
+from alerts.conditions import State
+from alerts.evaluate import REORDER_DEPTH, RuleEvaluator
 from alerts.rules import RulesError, RuleSet, load_rules
 from tower.contract import DeviceKind, Reading
 
@@ -64,8 +65,11 @@ def test_late_and_backfilled_readings_give_the_same_answer_as_on_time_ones():
     rules = _warm(**{"for": "5m", "clear_below": 7.5, "clear_for": "3m"})
     temps = [5.0] * 10 + [9.0] * 12 + [5.0] * 10
     on_time = [_reading(T0 + i * MIN, temp_c=t) for i, t in enumerate(temps)]
-    shuffled = on_time[:22]
-    random.Random(1).shuffle(shuffled)
+    shuffled = []  # every block of 8 in random order: readings up to 7 places late
+    for block in range(0, 22, 8):
+        chunk = on_time[block : min(block + 8, 22)]
+        random.Random(block).shuffle(chunk)
+        shuffled += chunk
     backfilled = on_time[:8] + on_time[20:22] + on_time[8:20]  # a tracker's offline buffer arriving last
     for order in (on_time[:22], shuffled, backfilled):
         evaluator, _ = _feed(rules, order)
@@ -75,15 +79,15 @@ def test_late_and_backfilled_readings_give_the_same_answer_as_on_time_ones():
         assert evaluator.state_of("warm", "trk-1") == (State.NORMAL, T0 + 25 * MIN)
 
 
-def test_duplicates_change_nothing_and_readings_beyond_the_horizon_are_counted_as_too_late():
+def test_duplicates_change_nothing_and_readings_older_than_all_kept_are_counted_as_too_late():
     rules = _warm(**{"for": "5m"})
     readings = [_reading(T0 + i * MIN, temp_c=9.0) for i in range(8)]
     _, once = _feed(rules, readings)
     _, twice = _feed(rules, [r for r in readings for _ in range(2)])
     assert [(c.state, c.at_ms) for c in once] == [(c.state, c.at_ms) for c in twice]
-    evaluator, _ = _feed(rules, [_reading(T0, temp_c=5.0), _reading(T0 + HORIZON_MS + 10 * MIN, temp_c=5.0)])
-    evaluator.observe(_reading(T0 - MIN, temp_c=20.0))  # before what was already folded away
-    assert evaluator._series[("warm", "trk-1")].too_late == 1
+    evaluator, _ = _feed(rules, [_reading(T0 + i * MIN, temp_c=5.0) for i in range(REORDER_DEPTH + 4)])
+    assert evaluator.observe(_reading(T0 + 2 * MIN, temp_c=20.0)) == []  # behind every kept reading
+    assert evaluator.too_late == 1
 
 
 def test_rate_of_change_fires_on_a_jump_not_on_a_slow_drift():
@@ -113,7 +117,7 @@ def test_missing_data_is_judged_by_the_fleet_watermark_not_the_wall_clock():
 @pytest.mark.parametrize(
     ("text", "line", "message"),
     [
-        ("  - {id: a, type: threshold, field: x, runbook: RB}\n", 2, "exactly one of above / below"),
+        ("  - {id: a, type: threshold, field: x, runbook: RB}\n", 2, "exactly one of above / below / equals"),
         ("  - {id: a, type: threshold, field: x, above: 5, clear_below: 6, runbook: RB}\n", 2, "would flap"),
         ("  - {id: a, type: rate_of_change, field: x, window: 1h, runbook: RB}\n", 2, "rise_above or fall_above"),
         ("  - {id: a, type: missing_data, after: soon, runbook: RB}\n", 2, "'soon' is not a duration"),

@@ -52,6 +52,16 @@ class Settings(BaseSettings):
         30.0, gt=0, description="a failed write is retried with back-off this long, then spooled"
     )
 
+    # Alert engine
+    alert_rules: str = Field("default", description="rule file, or 'default' (alerts/rules/default.yaml)")
+    oncall: Path | None = Field(None, description="on-call file (contacts, schedules, policies, routes)")
+    scenario: str | None = Field(None, description="master data: scenario file or 'default'")
+    scenario_start: str | None = Field(None, description="when the scenario's time 0 is (default: today 00:00 UTC)")
+    alerts_client_id: str = Field("tower-alerts", description="MQTT client id of the alert engine's session")
+    alerts_snapshot_s: float = Field(30.0, gt=0, description="seconds between snapshots of the rule state")
+    alerts_close_after_s: float = Field(24 * 3600.0, gt=0, description="resolved alerts close after this")
+    dashboard_url: str = Field("http://localhost:8501", description="base of the links in notifications")
+
     # Store retention
     raw_retention_days: float = Field(30.0, gt=0, description="raw readings older than this are rolled up")
     rollup_retention_days: float = Field(400.0, gt=0, description="1-minute rollups older than this go")
@@ -65,6 +75,15 @@ class Settings(BaseSettings):
     def registry_path(self) -> Path:
         """Where a backend without relational tables keeps devices and dead letters (SQLite)."""
         return self.data_dir / "registry.db"
+
+    @property
+    def alerts_db(self) -> Path:
+        return self.data_dir / "alerts.db"
+
+    @property
+    def alerts_state(self) -> Path:
+        """The rule evaluator's snapshot (per-entity state), restored when the engine restarts."""
+        return self.data_dir / "alerts-state.pickle"
 
     def influx_token_value(self) -> str | None:
         if self.influx_token is not None:
