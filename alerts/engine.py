@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 
 from alerts.book import AlertBook
 from alerts.evaluate import RuleEvaluator
-from alerts.network import Network
+from alerts.network import Network, scenario_start_ms
 from alerts.notify import Deliverer
 from alerts.oncall import load_oncall
 from alerts.rules import load_rules
@@ -33,7 +33,7 @@ from tower.config import Settings
 from tower.contract import OWNTRACKS_ROOT, TOPIC_ROOT
 from tower.mqtt import connect, make_client
 from tower.scenario import load_scenario
-from tower.timeutil import now_ms, parse_moment_ms
+from tower.timeutil import now_ms
 
 log = logging.getLogger("tower.alerts")
 ALERTS_TOPIC = f"{TOPIC_ROOT}/alerts"
@@ -48,18 +48,11 @@ def build_evaluator(settings: Settings) -> tuple[RuleEvaluator, str]:
     """The evaluator for the configured rules and master data, and a fingerprint of both."""
     rules = load_rules(settings.alert_rules)
     network = Network()
+    start = scenario_start_ms(settings.scenario_start)
     if settings.scenario:
-        network = Network(load_scenario(settings.scenario), scenario_start_ms(settings))
-    fingerprint = hashlib.sha1(
-        (rules.model_dump_json() + f"|{settings.scenario}|{scenario_start_ms(settings)}").encode()
-    ).hexdigest()
+        network = Network(load_scenario(settings.scenario), start)
+    fingerprint = hashlib.sha1(f"{rules.model_dump_json()}|{settings.scenario}|{start}".encode()).hexdigest()
     return RuleEvaluator(rules, network), fingerprint
-
-
-def scenario_start_ms(settings: Settings) -> int:
-    if settings.scenario_start:
-        return parse_moment_ms(settings.scenario_start)
-    return now_ms() // 86_400_000 * 86_400_000
 
 
 def restore(path: Path, fresh: RuleEvaluator, fingerprint: str) -> RuleEvaluator:

@@ -11,6 +11,14 @@ from dataclasses import dataclass
 
 from tower.geo import LatLon, Route
 from tower.scenario import CargoType, Scenario, Site
+from tower.timeutil import now_ms, parse_moment_ms
+
+DAY_MS = 86_400_000
+
+
+def scenario_start_ms(text: str | None) -> int:
+    """When a scenario's time 0 is: the given moment, or today 00:00 UTC."""
+    return parse_moment_ms(text) if text else now_ms() // DAY_MS * DAY_MS
 
 
 @dataclass(frozen=True)

@@ -92,11 +92,76 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--truth", help="write the injected faults as JSON Lines to this file")
     simulate.set_defaults(run="commands:simulate")
 
+    _alert_commands(sub)
+
     demo = sub.add_parser("demo", help="run the whole system locally: broker, collector, simulator (default scenario)")
     demo.add_argument("--port", type=int, help="broker port on 127.0.0.1 (default: 1883, or a free one)")
     _store_option(demo)
     demo.set_defaults(run="commands:demo")
     return parser
+
+
+def _alert_commands(sub: argparse._SubParsersAction) -> None:
+    alerts = sub.add_parser("alerts", help="the alert engine and the alert queue")
+    alerts_sub = alerts.add_subparsers(dest="action", metavar="ACTION", required=True)
+    run = alerts_sub.add_parser("run", help="evaluate rules on the live MQTT stream, notify and escalate")
+    run.add_argument("--broker", help="mqtt://[user:pass@]host:port (default: $TOWER_BROKER)")
+    run.add_argument("--rules", help="rule file, or 'default' (default: $TOWER_ALERT_RULES or default)")
+    run.add_argument("--oncall", help="on-call file: contacts, schedules, policies, routes (default: $TOWER_ONCALL)")
+    run.add_argument("--scenario", help="master data: scenario file or 'default' (default: $TOWER_SCENARIO)")
+    run.add_argument("--scenario-start", help="the scenario's time 0: RFC 3339 or epoch seconds (default: today 00:00Z)")
+    run.set_defaults(run="alerting:run_engine")
+    listing = alerts_sub.add_parser("list", help="open alerts by severity and age, or all alerts")
+    listing.add_argument("--status", choices=("open", "all"), default="open", help="default: open")
+    listing.add_argument("--limit", type=int, default=1000, help="at most N alerts (default: 1000)")
+    _format_option(listing)
+    listing.set_defaults(run="alerting:list_alerts")
+    show = alerts_sub.add_parser("show", help="one alert with its runbook, audit trail and deliveries")
+    show.add_argument("alert_id", metavar="ID")
+    show.add_argument("--format", choices=("table", "json"), default="table", help="default: table")
+    show.set_defaults(run="alerting:show_alert")
+    for action, helptext in (("ack", "acknowledge an alert: its escalation stops"),
+                             ("resolve", "resolve an alert by hand"), ("close", "close a resolved alert")):  # fmt: skip
+        command = alerts_sub.add_parser(action, help=helptext)
+        command.add_argument("alert_id", metavar="ID")
+        command.add_argument("--by", required=True, help="who does it (recorded in the audit trail)")
+        command.add_argument("--note", default="", help="a note for the audit trail")
+        command.set_defaults(run=f"alerting:{action}_alert")
+    silence = alerts_sub.add_parser("silence", help="hold notifications for matching alerts (maintenance window)")
+    silence.add_argument("--match", action="append", required=True, metavar="KEY=PATTERN",
+                         help="rule, entity, device, site, kind or severity, e.g. site=dc-venlo (repeatable)")  # fmt: skip
+    silence.add_argument("--starts", help="start: RFC 3339, epoch seconds (default: now)")
+    silence.add_argument("--for", dest="duration", required=True, help="how long, e.g. 2h")
+    silence.add_argument("--by", required=True, help="who sets it")
+    silence.add_argument("--note", default="", help="why")
+    silence.set_defaults(run="alerting:silence")
+
+    backtest = sub.add_parser("backtest", help="run rules over history and show what would have fired")
+    backtest.add_argument("--rules", required=True, help="rule file, or 'default'")
+    source = backtest.add_mutually_exclusive_group(required=True)
+    source.add_argument("--readings", help="CSV file: ts,device_id,kind,<fields>")
+    source.add_argument("--since", help="from the store, from: RFC 3339, epoch seconds, or an age like 7d")
+    backtest.add_argument("--until", help="with --since: end (default: now)")
+    backtest.add_argument("--scenario", help="master data for shipment rules: scenario file or 'default'")
+    backtest.add_argument("--scenario-start", help="the scenario's time 0 (default: today 00:00Z)")
+    _store_option(backtest)
+    backtest.add_argument("--format", choices=("table", "json"), default="table", help="default: table")
+    backtest.set_defaults(run="alerting:backtest")
+
+    evaluate = sub.add_parser("evaluate", help="score rules against a simulated scenario's ground truth")
+    evaluate.add_argument("--scenario", default="default", help="scenario file, or 'default' (the default)")
+    evaluate.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    evaluate.add_argument("--duration", help="simulated time, e.g. 24h (default: the scenario's)")
+    evaluate.add_argument("--start", default="2026-01-05T00:00:00Z", help="simulated start (default: 2026-01-05T00:00Z)")
+    evaluate.add_argument("--rules", default="default", help="rule file, or 'default' (the default)")
+    evaluate.add_argument("--format", choices=("table", "json"), default="table", help="default: table")
+    evaluate.set_defaults(run="alerting:evaluate")
+
+    cmapss = sub.add_parser("evaluate-cmapss", help="score predictive-maintenance rules on NASA C-MAPSS engines")
+    cmapss.add_argument("--data", required=True, help="C-MAPSS training file, e.g. ../shared/data/cmapss/train_FD001.txt")
+    cmapss.add_argument("--rules", default="alerts/rules/cmapss.yaml", help="rule file (default: alerts/rules/cmapss.yaml)")
+    cmapss.add_argument("--format", choices=("table", "json"), default="table", help="default: table")
+    cmapss.set_defaults(run="alerting:evaluate_cmapss")
 
 
 def main(argv: list[str] | None = None) -> int:
