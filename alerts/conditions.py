@@ -314,41 +314,41 @@ class Drift(Condition):
 
 @dataclass(slots=True)
 class Trend(Condition):
-    """Exponentially weighted least squares of value on time (hours since the first reading)."""
+    """Holt's linear smoothing on event time: a level (time constant window/4) and a slope per hour
+    (time constant window), so a steady rise is tracked without the lag of an average."""
 
-    origin: int | None = None
-    last_t: float = 0.0
-    sw: float = 0.0
-    st: float = 0.0
-    sy: float = 0.0
-    stt: float = 0.0
-    sty: float = 0.0
+    first_ts: int | None = None
+    last_ts: int = 0
+    level: float = 0.0
+    slope: float = 0.0
 
     def step(self, rule: TrendRule, ts, fields, where, plan) -> None:
         value = fields.get(rule.field)
-        if not is_plain_number(value):
+        if not is_plain_number(value) or ts <= self.last_ts:
             return
-        self.origin = ts if self.origin is None else self.origin
-        t = (ts - self.origin) / HOUR
-        decay = math.exp(-max(0.0, t - self.last_t) * HOUR / rule.window)
-        self.sw, self.st, self.sy, self.stt, self.sty = (
-            decay * self.sw + 1, decay * self.st + t, decay * self.sy + value,
-            decay * self.stt + t * t, decay * self.sty + t * value,
-        )  # fmt: skip
-        self.last_t = max(self.last_t, t)
-        spread = self.stt / self.sw - (self.st / self.sw) ** 2
-        if t * HOUR < rule.window or spread <= 0:
+        if self.first_ts is None:
+            self.first_ts, self.last_ts, self.level = ts, ts, float(value)
+            return
+        dt = ts - self.last_ts
+        alpha = 1 - math.exp(-4 * dt / rule.window)
+        beta = 1 - math.exp(-dt / rule.window)
+        previous = self.level
+        predicted = self.level + self.slope * dt / HOUR
+        self.level = predicted + alpha * (value - predicted)
+        self.slope += beta * ((self.level - previous) / (dt / HOUR) - self.slope)
+        self.last_ts = ts
+        if ts - self.first_ts < rule.window:
             return  # not a window's worth of history yet
-        slope = (self.sty / self.sw - self.st / self.sw * self.sy / self.sw) / spread
-        fitted = self.sy / self.sw + slope * (t - self.st / self.sw)
-        toward = slope if rule.direction == "up" else -slope
-        gap = (rule.limit - fitted) if rule.direction == "up" else (fitted - rule.limit)
+        toward = self.slope if rule.direction == "up" else -self.slope
+        gap = (rule.limit - self.level) if rule.direction == "up" else (self.level - rule.limit)
         hours = gap / toward if toward > 0 else math.inf
         within = hours * HOUR <= rule.horizon
         self._hold(ts, within, not within, rule.hold, 0)
         self.value = round(hours, 1) if hours != math.inf else None
         crossing = f"crosses {rule.limit:g} around {rfc3339(int(ts + max(0.0, hours) * HOUR))}" if within else ""
-        self.detail = f"{rule.field} trending {slope:+.3g}/h from {fitted:.4g}; {crossing or 'no crossing in horizon'}"
+        self.detail = (
+            f"{rule.field} at {self.level:.4g}, trending {self.slope:+.3g}/h; {crossing or 'no crossing in horizon'}"
+        )
 
 
 CONDITIONS: dict[str, type[Condition]] = {

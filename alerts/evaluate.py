@@ -104,7 +104,7 @@ class RuleEvaluator:
             oldest = device.readings.pop(0)
             for rule in device.rules:
                 self._step(device, rule, device.checkpoint, oldest)
-        return changes + self._report(device, reading.device_id)
+        return changes + self._report(device, reading.device_id, ts)
 
     def advance(self, watermark_ms: int) -> list[Change]:
         """Move the fleet's event-time watermark (e.g. a clock tick in a replay) and report silences."""
@@ -167,16 +167,17 @@ class RuleEvaluator:
             return
         conditions[rule.id].step(rule, ts, fields, where, device.entity.plan)
 
-    def _report(self, device: _Device, device_id: str) -> list[Change]:
+    def _report(self, device: _Device, device_id: str, ts: int) -> list[Change]:
+        """Changes of state (stamped with when the state began) or of severity alone (with the reading's ts)."""
         changes = []
         for rule in device.rules:
             condition = device.current[rule.id]
             now = (condition.state, condition.severity or rule.level)
-            if now != device.reported[rule.id]:
+            before = device.reported[rule.id]
+            if now != before:
                 device.reported[rule.id] = now
-                changes.append(
-                    self._change(rule, device, device_id, *now, condition.since, condition.value, condition.detail)
-                )
+                at = condition.since if now[0] != before[0] else ts
+                changes.append(self._change(rule, device, device_id, *now, at, condition.value, condition.detail))
         return changes
 
     def _back_from_silence(self, device: _Device, reading: Reading) -> list[Change]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import IntEnum
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -75,10 +75,12 @@ class _Rule(_Model):
     def level(self) -> Severity:
         return Severity[self.severity.upper()]
 
+    judged_against_plan: ClassVar[bool] = False  # route, ETA and cargo-range rules: the shipment's plan
+
     @property
     def in_transit_only(self) -> bool:
         """Shipment rules apply between departure and delivery."""
-        return self.scope.kind == DeviceKind.SHIPMENT
+        return self.judged_against_plan or self.scope.kind == DeviceKind.SHIPMENT
 
 
 class ThresholdRule(_Rule):
@@ -166,6 +168,8 @@ class GeofenceRule(_Rule):
 class RouteDeviationRule(_Rule):
     """The tracker is more than `max_offset_m` from its lane's planned route for `for`."""
 
+    scope: Scope = Scope(kind=DeviceKind.SHIPMENT)
+    judged_against_plan: ClassVar[bool] = True
     type: Literal["route_deviation"]
     max_offset_m: float = Field(gt=0)
     hold: Duration = Field(0, alias="for")
@@ -184,6 +188,8 @@ class PredictedDelayRule(_Rule):
     promised + `tolerance` for `for`; rises to `late_severity` once the promised time has passed
     without arrival."""
 
+    scope: Scope = Scope(kind=DeviceKind.SHIPMENT)
+    judged_against_plan: ClassVar[bool] = True
     type: Literal["predicted_delay"]
     tolerance: Duration = 0
     speed_window: Duration = Field(15 * 60_000, description="time constant of the recent-speed average")
@@ -198,6 +204,8 @@ class ColdChainRule(_Rule):
     `budget_severity` once the shipment's cumulative time out of range exceeds `budget`, or its
     mean kinetic temperature exceeds the range."""
 
+    scope: Scope = Scope(kind=DeviceKind.SHIPMENT)
+    judged_against_plan: ClassVar[bool] = True
     type: Literal["cold_chain"]
     field: str = "temp_c"
     min_c: float | None = None
