@@ -100,7 +100,7 @@ class Engine:
         )  # fmt: skip
         self._inbox: queue.Queue = queue.Queue()
         self.subscribed = threading.Event()
-        self.client.on_subscribe = lambda *args: self.subscribed.set()
+        self.client.on_subscribe = self._on_subscribe
 
     def run(self, stop: threading.Event) -> None:
         connect(self.client, self.address, self._properties, persistent=True, retry=True)
@@ -161,6 +161,10 @@ class Engine:
             return
         log.info("connected to %s (session present: %s)", self.address, flags.session_present)
         client.subscribe([(f"{TOPIC_ROOT}/#", 1), (f"{OWNTRACKS_ROOT}/#", 1)])
+
+    def _on_subscribe(self, client: mqtt.Client, userdata, mid, reason_codes, properties=None) -> None:
+        log.info("subscribed to %s/# and %s/#", TOPIC_ROOT, OWNTRACKS_ROOT)
+        self.subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
         topic = message.topic

@@ -110,6 +110,13 @@ def start_collector(settings: Settings) -> Iterator[Callable[..., Collector]]:
 
 def collector_process(settings: Settings, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """`tower ingest` as a real child process, for kill and signal tests."""
+    return tower_process(["ingest"], settings, log_path, env)
+
+
+def tower_process(
+    command: list[str], settings: Settings, log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """A `tower` service as a real child process, once it has subscribed to the broker."""
     start = log_path.stat().st_size if log_path.exists() else 0
     env = {
         **os.environ,
@@ -122,13 +129,13 @@ def collector_process(settings: Settings, log_path: Path, env: dict[str, str] | 
         **(env or {}),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "tower.cli", "ingest"],
+        [sys.executable, "-m", "tower.cli", *command],
         env=env,
         cwd=REPO,
         stdout=open(log_path, "ab"),  # noqa: SIM115 - the child owns it
         stderr=subprocess.STDOUT,
     )
-    wait_until(lambda: b"subscribed to" in log_path.read_bytes()[start:], what="collector process subscription")
+    wait_until(lambda: b"subscribed to" in log_path.read_bytes()[start:], what=f"tower {command[0]} subscription")
     return process
 
 
