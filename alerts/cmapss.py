@@ -81,7 +81,10 @@ def fixed_threshold_outcomes(frame: pd.DataFrame) -> list[Outcome]:
     for sensor in SENSORS:
         if frame[sensor].std() < 1e-9:
             continue
-        for direction, limit in (("above", opening[sensor].quantile(0.995)), ("below", opening[sensor].quantile(0.005))):
+        for direction, limit in (
+            ("above", opening[sensor].quantile(0.995)),
+            ("below", opening[sensor].quantile(0.005)),
+        ):
             first = {}
             for unit, engine in frame.groupby("unit"):
                 beyond = engine[sensor] > limit if direction == "above" else engine[sensor] < limit

@@ -186,7 +186,8 @@ def run(settings: Settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     rules = len(engine.evaluator.rules)
-    log.info("alert engine: %d rules, master data %s, on-call %s, alerts in %s", rules,
-             settings.scenario or "none", settings.oncall or "none (announced on MQTT only)", settings.alerts_db)  # fmt: skip
+    oncall = settings.oncall or "none (alerts announced on MQTT only)"
+    log.info("alert engine: %d rules, master data %s, on-call %s, alerts in %s", rules, settings.scenario or "none",
+             oncall, settings.alerts_db)  # fmt: skip
     engine.run(stop)
     return 0

@@ -41,7 +41,8 @@ def compose(alert: dict, what: str, dashboard_url: str) -> tuple[str, str]:
     since = rfc3339(alert["fired_ms"] or alert["opened_ms"])
     lines = [
         alert["detail"],
-        f"{alert['kind']} {alert['entity']} (device {alert['device']}){' at ' + alert['site'] if alert['site'] else ''}",
+        f"{alert['kind']} {alert['entity']} (device {alert['device']})"
+        + (f" at {alert['site']}" if alert["site"] else ""),
         f"since {since}",
     ]
     if what != "resolved":

@@ -219,8 +219,9 @@ class ColdChainRule(_Rule):
 
 class DriftRule(_Rule):
     """Predictive maintenance: learns each asset's baseline (mean, standard deviation) from its own
-    first `learn` of readings in scope (and `min_samples` readings at least), then fires when the smoothed value (exponential average,
-    time constant `window`) stays more than `sigmas` baseline deviations away for `for`."""
+    first `learn` of readings in scope (and `min_samples` readings at least), then fires when the
+    smoothed value (exponential average, time constant `window`) stays more than `sigmas` baseline
+    deviations away for `for`."""
 
     type: Literal["drift"]
     field: str

@@ -57,7 +57,9 @@ def test_lifecycle_from_pending_to_closed_with_an_audit_trail(tmp_path):
     book = AlertBook(tmp_path / "alerts.db")
     assert book.apply(_change(State.PENDING, T0), wall_ms=T0) is None
     fired = book.apply(_change(State.FIRING, T0 + MIN), wall_ms=T0 + 2 * MIN)
-    assert fired.what == "firing" and fired.alert["status"] == "firing" and fired.alert["raised_wall_ms"] == T0 + 2 * MIN
+    assert (
+        fired.what == "firing" and fired.alert["status"] == "firing" and fired.alert["raised_wall_ms"] == T0 + 2 * MIN
+    )
     alert_id = fired.alert["id"]
     assert book.apply(_change(State.FIRING, T0 + 3 * MIN), wall_ms=T0) is None  # same alert, updated
     risen = book.apply(_change(State.FIRING, T0 + 4 * MIN, Severity.CRITICAL), wall_ms=T0)
@@ -177,7 +179,9 @@ def test_silence_holds_notifications_until_it_ends(tmp_path):
         book = AlertBook(tmp_path / "alerts.db")
         service = AlertService(RuleEvaluator(RULES), book, _oncall(webhook), deliverer)
         wall = int(datetime(2026, 9, 21, 9, 0, tzinfo=UTC).timestamp() * 1000)
-        book.silence({"entity": "conv-*", "rule": "machine-*"}, wall - MIN, wall + 30 * MIN, "lead", "planned maintenance")
+        book.silence(
+            {"entity": "conv-*", "rule": "machine-*"}, wall - MIN, wall + 30 * MIN, "lead", "planned maintenance"
+        )
         service.observe(Reading(DeviceKind.EQUIPMENT, "conv-1", T0, {"state": "fault"}), wall)
         service.tick(wall + 20 * MIN)
         deliverer.wait_idle()

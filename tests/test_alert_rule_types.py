@@ -64,8 +64,8 @@ def test_threshold_on_a_flag_and_shipment_rules_only_apply_in_transit(network, p
                     "equals": True, "for": "2m"})  # fmt: skip
     minutes = int(plan.route.length_m / 1000 / 70 * 60) + 15
     doors = [m in range(20, 26) for m in range(minutes)]  # open for 6 minutes on the motorway
-    loading = [Reading(DeviceKind.SHIPMENT, TRACKER, plan.departure_ms - m * MIN,
-                       {"lat": plan.origin.lat, "lon": plan.origin.lon, "door_open": True}) for m in (15, 10, 5)]  # fmt: skip
+    at_dc = {"lat": plan.origin.lat, "lon": plan.origin.lon, "door_open": True}
+    loading = [Reading(DeviceKind.SHIPMENT, TRACKER, plan.departure_ms - m * MIN, at_dc) for m in (15, 10, 5)]
     drive = _drive(plan, [70.0] * minutes, door_open=doors)
     delivered = [Reading(DeviceKind.SHIPMENT, TRACKER, drive[-1].ts_ms + m * MIN,
                          {"lat": plan.destination.lat, "lon": plan.destination.lon, "door_open": True})

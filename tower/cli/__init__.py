@@ -109,7 +109,9 @@ def _alert_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--rules", help="rule file, or 'default' (default: $TOWER_ALERT_RULES or default)")
     run.add_argument("--oncall", help="on-call file: contacts, schedules, policies, routes (default: $TOWER_ONCALL)")
     run.add_argument("--scenario", help="master data: scenario file or 'default' (default: $TOWER_SCENARIO)")
-    run.add_argument("--scenario-start", help="the scenario's time 0: RFC 3339 or epoch seconds (default: today 00:00Z)")
+    run.add_argument(
+        "--scenario-start", help="the scenario's time 0: RFC 3339 or epoch seconds (default: today 00:00Z)"
+    )
     run.set_defaults(run="alerting:run_engine")
     listing = alerts_sub.add_parser("list", help="open alerts by severity and age, or all alerts")
     listing.add_argument("--status", choices=("open", "all"), default="open", help="default: open")
@@ -129,7 +131,7 @@ def _alert_commands(sub: argparse._SubParsersAction) -> None:
         command.set_defaults(run=f"alerting:{action}_alert")
     silence = alerts_sub.add_parser("silence", help="hold notifications for matching alerts (maintenance window)")
     silence.add_argument("--match", action="append", required=True, metavar="KEY=PATTERN",
-                         help="rule, entity, device, site, kind or severity, e.g. site=dc-venlo (repeatable)")  # fmt: skip
+                         help="rule, entity, device, site, kind or severity: site=dc-venlo (repeatable)")  # fmt: skip
     silence.add_argument("--starts", help="start: RFC 3339, epoch seconds (default: now)")
     silence.add_argument("--for", dest="duration", required=True, help="how long, e.g. 2h")
     silence.add_argument("--by", required=True, help="who sets it")
@@ -152,14 +154,20 @@ def _alert_commands(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--scenario", default="default", help="scenario file, or 'default' (the default)")
     evaluate.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     evaluate.add_argument("--duration", help="simulated time, e.g. 24h (default: the scenario's)")
-    evaluate.add_argument("--start", default="2026-01-05T00:00:00Z", help="simulated start (default: 2026-01-05T00:00Z)")
+    evaluate.add_argument(
+        "--start", default="2026-01-05T00:00:00Z", help="simulated start (default: 2026-01-05T00:00Z)"
+    )
     evaluate.add_argument("--rules", default="default", help="rule file, or 'default' (the default)")
     evaluate.add_argument("--format", choices=("table", "json"), default="table", help="default: table")
     evaluate.set_defaults(run="alerting:evaluate")
 
     cmapss = sub.add_parser("evaluate-cmapss", help="score predictive-maintenance rules on NASA C-MAPSS engines")
-    cmapss.add_argument("--data", required=True, help="C-MAPSS training file, e.g. ../shared/data/cmapss/train_FD001.txt")
-    cmapss.add_argument("--rules", default="alerts/rules/cmapss.yaml", help="rule file (default: alerts/rules/cmapss.yaml)")
+    cmapss.add_argument(
+        "--data", required=True, help="C-MAPSS training file, e.g. ../shared/data/cmapss/train_FD001.txt"
+    )
+    cmapss.add_argument(
+        "--rules", default="alerts/rules/cmapss.yaml", help="rule file (default: alerts/rules/cmapss.yaml)"
+    )
     cmapss.add_argument("--format", choices=("table", "json"), default="table", help="default: table")
     cmapss.set_defaults(run="alerting:evaluate_cmapss")
 
