@@ -16,6 +16,7 @@ test: $(STAMP)  ## lint, then the test suite against a real mosquitto
 bench: $(STAMP)  ## performance figures, each next to its baseline measured in the same run
 	$(PY) -m benchmarks.ingest
 	$(PY) -m benchmarks.simulator
+	$(PY) -m benchmarks.alerts
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)

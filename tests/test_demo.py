@@ -1,4 +1,4 @@
-"""The README's run command: `tower demo` brings up broker, collector and simulator, and stops cleanly."""
+"""The README's run command: `tower demo` brings up broker, collector, alert engine and simulator, and stops cleanly."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ def test_demo_fills_the_store_and_stops_on_ctrl_c(tmp_path):
             what="all three kinds of device",
         )
         wait_until(lambda: len(store.readings("trk-pmv-rtm-01")) >= 2, what="a truck's readings")
+        alerts_log = tmp_path / "var" / "logs" / "alerts.log"
+        wait_until(lambda: b"subscribed to" in alerts_log.read_bytes(), what="the alert engine")
     finally:
         demo.send_signal(signal.SIGINT)
         output = demo.communicate(timeout=60)[0].decode()

@@ -80,19 +80,41 @@ def broker(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Broker, collector and the default scenario (at 60x, ending now) as child processes, until Ctrl-C."""
+    """Broker, collector, alert engine and the default scenario (at 60x, ending now) as child processes."""
+    from simulators.run import default_start_ms
+    from tower.scenario import load_scenario
+
     settings = load_settings(store=args.store)
     port = args.port or (1883 if _port_free(1883) else None)
     data_dir = settings.data_dir
+    speed = 60
+    start = rfc3339(default_start_ms(load_scenario("default").duration, speed, now_ms()))
     with LocalBroker(data_dir / "broker", port=port, persistence=True) as local:
         env = {
             **os.environ,
             "TOWER_BROKER": local.url,
             "TOWER_MQTT_PROTOCOL": local.protocol,
             "TOWER_STORE": settings.store,
+            "TOWER_SCENARIO": "default",
+            "TOWER_SCENARIO_START": start,
         }
         logs = data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        tower = [sys.executable, "-m", "tower.cli"]
+        commands = {
+            "ingest": [*tower, "ingest"],
+            "alerts": [*tower, "alerts", "run"],
+            "simulate": [
+                *tower,
+                "simulate",
+                "--speed",
+                str(speed),
+                "--start",
+                start,
+                "--truth",
+                str(logs / "truth.jsonl"),
+            ],
+        }
         children = {
             name: subprocess.Popen(
                 command,
@@ -100,22 +122,7 @@ def demo(args: argparse.Namespace) -> int:
                 stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
                 stderr=subprocess.STDOUT,
             )
-            for name, command in (
-                ("ingest", [sys.executable, "-m", "tower.cli", "ingest"]),
-                (
-                    "simulate",
-                    [
-                        sys.executable,
-                        "-m",
-                        "tower.cli",
-                        "simulate",
-                        "--speed",
-                        "60",
-                        "--truth",
-                        str(logs / "truth.jsonl"),
-                    ],
-                ),
-            )
+            for name, command in commands.items()
         }
         print(
             f"Control Tower demo running: {local.name} on {local.url}, store {settings.store}\n"
@@ -123,6 +130,7 @@ def demo(args: argparse.Namespace) -> int:
             f"  devices:     tower devices --store {settings.store}\n"
             f"  readings:    tower query readings --store {settings.store} --device trk-rtm-ams-01 --every 5m\n"
             f"  rejects:     tower query dead-letters --store {settings.store}\n"
+            "  alerts:      tower alerts list   (then: tower alerts show ID, tower alerts ack ID --by NAME)\n"
             "Ctrl-C stops everything.",
             file=sys.stderr,
         )
@@ -144,7 +152,7 @@ def _wait_for_signal(children: dict[str, subprocess.Popen] | None = None) -> Non
             code = child.poll()
             if code == 0 and name not in finished:  # the simulator ends with its scenario; the rest runs on
                 finished.add(name)
-                log.info("%s finished; the collector keeps running until Ctrl-C", name)
+                log.info("%s finished; the collector and alert engine keep running until Ctrl-C", name)
             elif code not in (None, 0):
                 log.error("%s exited with code %s (see its log); stopping the demo", name, code)
                 return
