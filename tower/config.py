@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     raw_retention_days: float = Field(30.0, gt=0, description="raw readings older than this are rolled up")
     rollup_retention_days: float = Field(400.0, gt=0, description="1-minute rollups older than this go")
     retention_interval_s: float = Field(3600.0, gt=0, description="how often the collector applies retention")
+
+    @field_validator("oncall", "scenario", "scenario_start", "ingest_share_group", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # docker-compose's ${VAR:-} gives empty strings
 
     @property
     def spool_dir(self) -> Path:
