@@ -32,6 +32,7 @@ from ingest.decode import Decoder
 from tower.config import Settings
 from tower.contract import OWNTRACKS_ROOT, TOPIC_ROOT
 from tower.mqtt import connect, make_client
+from tower.process import stop_event, tune_gc_for_streaming
 from tower.scenario import load_scenario
 from tower.timeutil import now_ms
 
@@ -179,12 +180,9 @@ class Engine:
 
 
 def run(settings: Settings) -> int:
-    import signal
-
     engine = Engine(settings)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    tune_gc_for_streaming()
+    stop = stop_event()
     rules = len(engine.evaluator.rules)
     oncall = settings.oncall or "none (alerts announced on MQTT only)"
     log.info("alert engine: %d rules, master data %s, on-call %s, alerts in %s", rules, settings.scenario or "none",

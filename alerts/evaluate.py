@@ -21,7 +21,7 @@ from alerts.network import Entity, Network, Position
 from alerts.rules import MissingDataRule, Rule, RuleSet, Severity
 from tower.contract import DeviceKind, Reading
 
-REORDER_DEPTH = 16  # newest readings kept per device to place late ones among
+REORDER_DEPTH = 8  # newest readings kept per device to place late ones among
 REORDER_HORIZON_MS = 2 * 3_600_000  # and no older than this behind the device's newest
 
 

@@ -1,6 +1,6 @@
 """Who gets told, and when: contacts, on-call schedules (rotations with handoffs and overrides),
 escalation policies and the routes from alerts to policies. Loaded from YAML (format and example:
-alerts/ONCALL.md); pure functions of an alert and the wall-clock time.
+alerts/README.md; example: alerts/oncall.example.yaml); pure functions of an alert and the wall-clock time.
 
 Escalation: a policy's levels each have a delay after the alert fired; unless the alert is
 acknowledged first, each level is notified when its delay is up, and the whole chain repeats

@@ -32,7 +32,24 @@ def webhook():
 
 
 @pytest.fixture
-def engine_env(settings, webhook, tmp_path) -> dict:
+def engine_env(settings, webhook, tmp_path):
+    """The engine's environment; afterwards its retained alerts and its session leave the shared broker."""
+    env = _engine_env(settings, webhook, tmp_path)
+    yield env
+    retained: list[str] = []
+    cleaner, address, properties = make_client(settings, env["TOWER_ALERTS_CLIENT_ID"])  # ends its session
+    cleaner.on_message = lambda c, u, m: retained.append(m.topic) if m.payload else None
+    cleaner.on_connect = lambda c, *args: c.subscribe("tower/v1/alerts/+", qos=1)
+    connect(cleaner, address, properties, persistent=False)
+    cleaner.loop_start()
+    time.sleep(0.5)
+    for topic in retained:
+        cleaner.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+    cleaner.disconnect()
+    cleaner.loop_stop()
+
+
+def _engine_env(settings, webhook, tmp_path) -> dict:
     oncall = tmp_path / "oncall.yaml"
     oncall.write_text(f"""
 contacts:

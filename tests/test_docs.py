@@ -43,3 +43,24 @@ def test_docker_compose_file_is_valid():
         [compose, "-f", "docker-compose.yml", "config"], cwd=REPO, capture_output=True, env={"PATH": os.environ["PATH"]}
     )
     assert without_env.returncode != 0 and b"copy .env.example to .env" in without_env.stderr
+
+
+def test_every_rule_example_in_rules_md_loads(tmp_path):
+    from alerts.rules import load_rules
+
+    text = (REPO / "alerts" / "RULES.md").read_text()
+    blocks = text.split("```yaml\n")[1:]
+    assert len(blocks) == 9  # one per rule type
+    types = set()
+    for number, block in enumerate(blocks):
+        path = tmp_path / f"example-{number}.yaml"
+        path.write_text(block.split("```")[0])
+        types |= {rule.type for rule in load_rules(path).rules}
+    assert len(types) == 9
+
+
+def test_the_example_on_call_file_loads():
+    from alerts.oncall import load_oncall
+
+    oncall = load_oncall(REPO / "alerts" / "oncall.example.yaml")
+    assert oncall.policy_for({"severity": "critical", "kind": "shipment", "site": "dc-venlo", "rule": "x"})

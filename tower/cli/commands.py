@@ -9,11 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 
 from tower.broker import LocalBroker
 from tower.config import load_settings
 from tower.contract import contract_markdown
+from tower.process import stop_event
 from tower.store import open_store
 from tower.timeutil import now_ms, parse_duration_ms, parse_moment_ms, rfc3339
 
@@ -47,9 +47,7 @@ def simulate(args: argparse.Namespace) -> int:
     duration = parse_duration_ms(args.duration) if args.duration else scenario.duration
     start = parse_moment_ms(args.start) if args.start else default_start_ms(duration, speed, now_ms())
     simulation = Simulation(scenario, args.seed, start, duration)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_event()
     log.info("simulating %s from %s for %s at %s", scenario.name, rfc3339(start), args.duration or "its duration",
              "max speed" if speed is None else f"{speed:g}x")  # fmt: skip
     run(settings, simulation, speed, args.truth, stop)
@@ -143,9 +141,7 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def _wait_for_signal(children: dict[str, subprocess.Popen] | None = None) -> None:
-    done = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: done.set())
+    done = stop_event()
     finished: set[str] = set()
     while not done.wait(1.0):
         for name, child in (children or {}).items():
