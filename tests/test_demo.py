@@ -33,6 +33,8 @@ def test_demo_fills_the_store_and_stops_on_ctrl_c(tmp_path):
         wait_until(lambda: len(store.readings("trk-pmv-rtm-01")) >= 2, what="a truck's readings")
         alerts_log = tmp_path / "var" / "logs" / "alerts.log"
         wait_until(lambda: b"subscribed to" in alerts_log.read_bytes(), what="the alert engine")
+        dashboard_log = tmp_path / "var" / "logs" / "dashboard.log"
+        wait_until(lambda: b"Local URL" in dashboard_log.read_bytes(), timeout_s=30, what="the dashboard")
     finally:
         demo.send_signal(signal.SIGINT)
         output = demo.communicate(timeout=60)[0].decode()

@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     _alert_commands(sub)
 
+    dashboard = sub.add_parser("dashboard", help="run the Streamlit control tower (the alert queue for now)")
+    dashboard.add_argument("--port", type=int, default=8501, help="HTTP port (default: 8501)")
+    _store_option(dashboard)
+    dashboard.set_defaults(run="commands:dashboard")
+
     demo = sub.add_parser("demo", help="run the whole system locally: broker, collector, simulator (default scenario)")
     demo.add_argument("--port", type=int, help="broker port on 127.0.0.1 (default: 1883, or a free one)")
     _store_option(demo)

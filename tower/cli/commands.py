@@ -9,8 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
-from tower.broker import LocalBroker
+from tower.broker import LocalBroker, free_port
 from tower.config import load_settings
 from tower.contract import contract_markdown
 from tower.process import stop_event
@@ -77,6 +78,16 @@ def broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def dashboard(args: argparse.Namespace) -> int:
+    """`streamlit run dashboards/app.py`, headless, with the store and data directory passed on."""
+    settings = load_settings(store=args.store)
+    app = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+    env = {**os.environ, "TOWER_STORE": settings.store, "TOWER_DATA_DIR": str(settings.data_dir.resolve())}
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+               "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
+    return subprocess.call(command, env=env)
+
+
 def demo(args: argparse.Namespace) -> int:
     """Broker, collector, alert engine and the default scenario (at 60x, ending now) as child processes."""
     from simulators.run import default_start_ms
@@ -86,6 +97,7 @@ def demo(args: argparse.Namespace) -> int:
     port = args.port or (1883 if _port_free(1883) else None)
     data_dir = settings.data_dir
     speed = 60
+    dashboard_port = 8501 if _port_free(8501) else free_port()
     start = rfc3339(default_start_ms(load_scenario("default").duration, speed, now_ms()))
     with LocalBroker(data_dir / "broker", port=port, persistence=True) as local:
         env = {
@@ -102,17 +114,10 @@ def demo(args: argparse.Namespace) -> int:
         commands = {
             "ingest": [*tower, "ingest"],
             "alerts": [*tower, "alerts", "run"],
-            "simulate": [
-                *tower,
-                "simulate",
-                "--speed",
-                str(speed),
-                "--start",
-                start,
-                "--truth",
-                str(logs / "truth.jsonl"),
-            ],
-        }
+            "simulate": [*tower, "simulate", "--speed", str(speed), "--start", start,
+                         "--truth", str(logs / "truth.jsonl")],
+            "dashboard": [*tower, "dashboard", "--port", str(dashboard_port)],
+        }  # fmt: skip
         children = {
             name: subprocess.Popen(
                 command,
@@ -124,6 +129,7 @@ def demo(args: argparse.Namespace) -> int:
         }
         print(
             f"Control Tower demo running: {local.name} on {local.url}, store {settings.store}\n"
+            f"  dashboard:   http://localhost:{dashboard_port}\n"
             f"  logs:        {logs}/\n"
             f"  devices:     tower devices --store {settings.store}\n"
             f"  readings:    tower query readings --store {settings.store} --device trk-rtm-ams-01 --every 5m\n"
