@@ -30,6 +30,7 @@ def list_alerts(args: argparse.Namespace) -> int:
     rows = book.alerts(args.status, args.limit)
     frame = pd.DataFrame(rows, columns=[*_LIST_COLUMNS, "fired_ms", "opened_ms"])
     frame["fired"] = [rfc3339(ms) if ms == ms and ms is not None else "" for ms in frame["fired_ms"]]
+    frame["acked_by"] = frame["acked_by"].fillna("")
     print_frame(frame[_LIST_COLUMNS], args.format, f"no {'open ' if args.status == 'open' else ''}alerts")
     return 0
 
