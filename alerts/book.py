@@ -132,7 +132,7 @@ class AlertBook:
         return len(ids)
 
     def unacknowledged(self) -> list[dict]:
-        return self._rows("SELECT * FROM alerts WHERE status='firing' ORDER BY raised_wall_ms")
+        return self._alerts("SELECT * FROM alerts WHERE status='firing' ORDER BY raised_wall_ms")
 
     def escalation_steps_done(self, alert_id: str) -> set[int]:
         return {row[0] for row in self.db.execute("SELECT step FROM escalations WHERE alert_id=?", (alert_id,))}
@@ -199,19 +199,19 @@ class AlertBook:
     # -- reading ----------------------------------------------------------------------------------
 
     def get(self, alert_id: str) -> dict | None:
-        rows = self._rows("SELECT * FROM alerts WHERE id=?", (alert_id,))
+        rows = self._alerts("SELECT * FROM alerts WHERE id=?", (alert_id,))
         return rows[0] if rows else None
 
     def alerts(self, status: str = "open", limit: int = 1000) -> list[dict]:
         """Open alerts by severity then age, or all alerts newest first."""
         if status == "open":
-            return self._rows(
+            return self._alerts(
                 "SELECT * FROM alerts WHERE status IN ('pending', 'firing', 'acknowledged') "
                 "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'major' THEN 1 WHEN 'minor' THEN 2 ELSE 3 END, "
                 "opened_ms LIMIT ?",
                 (limit,),
             )
-        return self._rows("SELECT * FROM alerts ORDER BY opened_ms DESC LIMIT ?", (limit,))
+        return self._alerts("SELECT * FROM alerts ORDER BY opened_ms DESC LIMIT ?", (limit,))
 
     def history(self, alert_id: str) -> list[dict]:
         return self._rows("SELECT * FROM transitions WHERE alert_id=? ORDER BY rowid", (alert_id,))
@@ -234,7 +234,7 @@ class AlertBook:
         self.db.execute("COMMIT")
 
     def _open(self, rule: str, entity: str) -> dict | None:
-        rows = self._rows(
+        rows = self._alerts(
             "SELECT * FROM alerts WHERE rule=? AND entity=? AND status IN ('pending', 'firing', 'acknowledged')",
             (rule, entity),
         )
@@ -264,6 +264,13 @@ class AlertBook:
             raise ValueError(f"alert {alert_id} is {alert['status']}; only {' or '.join(statuses)} alerts can be "
                              f"{action}d")  # fmt: skip
         return alert
+
+    def _alerts(self, sql: str, params: tuple = ()) -> list[dict]:
+        """Alert rows with the runbook as a dict."""
+        rows = self._rows(sql, params)
+        for row in rows:
+            row["runbook"] = json.loads(row["runbook"])
+        return rows
 
     def _rows(self, sql: str, params: tuple = ()) -> list[dict]:
         return [dict(row) for row in self.db.execute(sql, params)]

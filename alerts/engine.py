@@ -150,9 +150,7 @@ class Engine:
             self.service.observe(reading, wall)
 
     def _announce(self, alert: dict) -> None:
-        payload = {key: value for key, value in alert.items() if key != "runbook"}
-        payload["runbook"] = json.loads(alert["runbook"])
-        self.client.publish(alert_topic(alert["id"]), json.dumps(payload), qos=1, retain=True)
+        self.client.publish(alert_topic(alert["id"]), json.dumps(alert), qos=1, retain=True)
 
     # -- paho callbacks (network thread: decode only) ---------------------------------------------
 

@@ -3,7 +3,6 @@ off the engine's thread, with retries and a delivery log row for every attempt."
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -34,7 +33,7 @@ class Notice:
 
 def compose(alert: dict, what: str, dashboard_url: str) -> tuple[str, str]:
     """Title and body of a notification: what, where, since when, the runbook and how to acknowledge."""
-    runbook = json.loads(alert["runbook"])
+    runbook = alert["runbook"]
     label = {"firing": alert["severity"].upper(), "escalated-severity": f"NOW {alert['severity'].upper()}",
              "resolved": "RESOLVED"}.get(what, alert["severity"].upper())  # fmt: skip
     title = f"[{label}] {alert['rule']}: {alert['entity']}"
@@ -80,15 +79,16 @@ def service(url: str) -> str:
 
 
 class Deliverer:
-    """Worker threads sending notices; `attempts` tries each with doubling back-off, all logged."""
+    """Worker threads sending notices; `attempts` tries each with doubling back-off, all logged.
+    The workers share one connection to the alert book, opened here: opening one per thread raced
+    with the other openers over switching the file to WAL ("database is locked")."""
 
     def __init__(self, book_path: Path | str, attempts: int = 3, backoff_s: float = 1.0, workers: int = 2) -> None:
         self.attempts, self.backoff_s = attempts, backoff_s
         self._queue: queue.Queue[Notice | None] = queue.Queue()
-        self._threads = [
-            threading.Thread(target=self._work, args=(book_path,), name=f"deliver-{n}", daemon=True)
-            for n in range(workers)
-        ]
+        self._book = AlertBook(book_path)
+        self._log_lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._work, name=f"deliver-{n}", daemon=True) for n in range(workers)]
         for thread in self._threads:
             thread.start()
 
@@ -104,26 +104,25 @@ class Deliverer:
             self._queue.put(None)
         for thread in self._threads:
             thread.join()
+        self._book.close()
 
-    def _work(self, book_path: Path | str) -> None:
-        book = AlertBook(book_path)
-        try:
-            while (notice := self._queue.get()) is not None:
-                try:
-                    self._deliver(book, notice)
-                except Exception:  # a bug in one delivery must not kill the worker
-                    log.exception("delivering %s to %s failed", notice.alert_id, notice.recipient)
-                finally:
-                    self._queue.task_done()
-            self._queue.task_done()
-        finally:
-            book.close()
+    def _work(self) -> None:
+        while (notice := self._queue.get()) is not None:
+            try:
+                self._deliver(notice)
+            except Exception:  # a bug in one delivery must not kill the worker
+                log.exception("delivering %s to %s failed", notice.alert_id, notice.recipient)
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
 
-    def _deliver(self, book: AlertBook, notice: Notice) -> None:
+    def _deliver(self, notice: Notice) -> None:
         services = ",".join(sorted({service(url) for url in notice.urls}))
         for attempt in range(1, self.attempts + 1):
             ok, error = send(notice.urls, notice.title, notice.body, notice.severity)
-            book.log_delivery(notice.alert_id, now_ms(), notice.step, notice.recipient, services, attempt, ok, error)
+            with self._log_lock:
+                self._book.log_delivery(notice.alert_id, now_ms(), notice.step, notice.recipient, services, attempt,
+                                        ok, error)  # fmt: skip
             if ok:
                 return
             log.warning("delivery of %s to %s failed (attempt %d/%d): %s", notice.alert_id, notice.recipient,

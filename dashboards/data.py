@@ -6,8 +6,6 @@ live parts refresh on that rhythm); a write clears the cache so the page shows i
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import streamlit as st
 
@@ -65,5 +63,4 @@ def _alert_detail(path: str, alert_id: str) -> tuple[dict, list[dict], list[dict
     alert = book.get(alert_id)
     if alert is None:
         return None
-    alert["runbook"] = json.loads(alert["runbook"])
     return alert, book.history(alert_id), book.deliveries(alert_id)

@@ -40,7 +40,6 @@ def show_alert(args: argparse.Namespace) -> int:
     alert = book.get(args.alert_id)
     if alert is None:
         raise ValueError(f"no alert '{args.alert_id}' (see 'tower alerts list --status all')")
-    alert["runbook"] = json.loads(alert["runbook"])
     history, deliveries = book.history(args.alert_id), book.deliveries(args.alert_id)
     if args.format == "json":
         print(json.dumps({"alert": alert, "history": history, "deliveries": deliveries}))
