@@ -149,6 +149,11 @@ class AlertBook:
 
     # -- people's side ----------------------------------------------------------------------------
 
+    def act(self, alert_id: str, action: str, by: str, note: str, wall_ms: int) -> dict:
+        """A person's action by name (acknowledge, resolve, close), as the CLI and dashboard offer it."""
+        method = {"acknowledge": self.acknowledge, "resolve": self.resolve, "close": self.close_alert}[action]
+        return method(alert_id, by, note, wall_ms)
+
     def acknowledge(self, alert_id: str, by: str, note: str, wall_ms: int) -> dict:
         alert = self._must(alert_id, ("pending", "firing"), "acknowledge")
         with self._tx():

@@ -38,8 +38,7 @@ def alert_detail(alert_id: str) -> tuple[dict, list[dict], list[dict]] | None:
 
 def act_on_alert(alert_id: str, action: str, by: str, note: str) -> dict:
     """acknowledge | resolve | close, recorded with the operator's name; ValueError says why not."""
-    method = {"acknowledge": "acknowledge", "resolve": "resolve", "close": "close_alert"}[action]
-    alert = getattr(_book(_book_path()), method)(alert_id, by, note, now_ms())
+    alert = _book(_book_path()).act(alert_id, action, by, note, now_ms())
     _alert_queue.clear()
     _alert_detail.clear()
     return alert

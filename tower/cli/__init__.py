@@ -133,7 +133,7 @@ def _alert_commands(sub: argparse._SubParsersAction) -> None:
         command.add_argument("alert_id", metavar="ID")
         command.add_argument("--by", required=True, help="who does it (recorded in the audit trail)")
         command.add_argument("--note", default="", help="a note for the audit trail")
-        command.set_defaults(run=f"alerting:{action}_alert")
+        command.set_defaults(run="alerting:act_on_alert")
     silence = alerts_sub.add_parser("silence", help="hold notifications for matching alerts (maintenance window)")
     silence.add_argument("--match", action="append", required=True, metavar="KEY=PATTERN",
                          help="rule, entity, device, site, kind or severity: site=dc-venlo (repeatable)")  # fmt: skip

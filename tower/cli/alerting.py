@@ -60,21 +60,9 @@ def show_alert(args: argparse.Namespace) -> int:
     return 0
 
 
-def ack_alert(args: argparse.Namespace) -> int:
-    return _act(args, "acknowledge")
-
-
-def resolve_alert(args: argparse.Namespace) -> int:
-    return _act(args, "resolve")
-
-
-def close_alert(args: argparse.Namespace) -> int:
-    return _act(args, "close_alert")
-
-
-def _act(args: argparse.Namespace, method: str) -> int:
-    book = _book(load_settings())
-    alert = getattr(book, method)(args.alert_id, args.by, args.note, now_ms())
+def act_on_alert(args: argparse.Namespace) -> int:
+    action = "acknowledge" if args.action == "ack" else args.action
+    alert = _book(load_settings()).act(args.alert_id, action, args.by, args.note, now_ms())
     print(f"{alert['id']} {alert['status']} by {args.by}")
     return 0
 
