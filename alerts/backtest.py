@@ -5,7 +5,7 @@ with counts per rule and per day."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -23,19 +23,26 @@ TICK_MS = 60_000  # the missing-data watermark advances once a simulated minute
 REQUIRED = ("ts", "device_id", "kind")
 
 
-def replay(rules: RuleSet, readings: Iterable[Reading], network: Network | None = None) -> AlertBook:
-    """Feed readings (in the order given) through a fresh evaluator; the resulting alert book.
-    The wall clock of the replay is the readings' own time."""
+def replay(
+    rules: RuleSet, arrivals: Iterable[tuple[int, Reading]], network: Network | None = None, until_ms: int | None = None
+) -> AlertBook:
+    """Feed (arrival time, reading) pairs, in the order given, through a fresh alert service with an
+    in-memory book; the arrival times are the replay's wall clock. The resulting book."""
     service = AlertService(RuleEvaluator(rules, network), AlertBook(":memory:"), None, None)
     next_tick = None
-    for reading in readings:
-        service.observe(reading, reading.ts_ms)
-        if next_tick is None or reading.ts_ms >= next_tick:
-            service.tick(reading.ts_ms)
-            next_tick = reading.ts_ms + TICK_MS
-    if next_tick is not None:
-        service.tick(next_tick)
+    for arrived_ms, reading in arrivals:
+        service.observe(reading, arrived_ms)
+        if next_tick is None or arrived_ms >= next_tick:
+            service.tick(arrived_ms)
+            next_tick = arrived_ms + TICK_MS
+    if next_tick is not None or until_ms is not None:
+        service.tick(until_ms if until_ms is not None else next_tick)
     return service.book
+
+
+def as_arrivals(readings: Iterable[Reading]) -> Iterator[tuple[int, Reading]]:
+    """History arrives at its own event time."""
+    return ((reading.ts_ms, reading) for reading in readings)
 
 
 def readings_from_csv(path: str | Path) -> list[Reading]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from alerts.backtest import replay
+from alerts.backtest import as_arrivals, replay
 from alerts.rules import RuleSet
 from tower.contract import DeviceKind, Reading
 
@@ -63,7 +63,7 @@ def score_first_alerts(name: str, frame: pd.DataFrame, first_cycle: dict[int, in
 
 
 def rules_outcome(frame: pd.DataFrame, rules: RuleSet, name: str) -> Outcome:
-    book = replay(rules, readings(frame))
+    book = replay(rules, as_arrivals(readings(frame)))
     first: dict[int, int] = {}
     for alert in book.alerts("all", limit=1_000_000):
         if alert["fired_ms"] is None:

@@ -14,14 +14,13 @@ after the fault ended or its consequence became real. Per fault type:
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import dataclass
 
-from alerts.backtest import TICK_MS
+from alerts.backtest import replay
 from alerts.book import AlertBook
-from alerts.evaluate import RuleEvaluator
 from alerts.network import Network
 from alerts.rules import PredictedDelayRule, RuleSet
-from alerts.service import AlertService
 from ingest.decode import Decoder
 from simulators.engine import Simulation
 from tower.scenario import FaultType, Scenario
@@ -77,18 +76,13 @@ class Report:
 
 def simulate_alerts(simulation: Simulation, rules: RuleSet) -> AlertBook:
     """Every message of the run through decode and the alert service, in publish order."""
-    network = Network(simulation.scenario, simulation.start_ms)
-    service = AlertService(RuleEvaluator(rules, network), AlertBook(":memory:"), None, None)
     decoder = Decoder(max_payload_bytes=1 << 20, max_future_skew_ms=5 * MINUTE, dead_letter_payload_bytes=0)
-    next_tick = simulation.start_ms
-    for message in simulation.messages():
-        for reading in decoder.decode(message.topic, message.payload, message.publish_ms).readings:
-            service.observe(reading, message.publish_ms)
-        if message.publish_ms >= next_tick:
-            service.tick(message.publish_ms)
-            next_tick = message.publish_ms + TICK_MS
-    service.tick(simulation.end_ms)
-    return service.book
+    arrivals = (
+        (message.publish_ms, reading)
+        for message in simulation.messages()
+        for reading in decoder.decode(message.topic, message.payload, message.publish_ms).readings
+    )
+    return replay(rules, arrivals, Network(simulation.scenario, simulation.start_ms), simulation.end_ms)
 
 
 def score(simulation: Simulation, rules: RuleSet, book: AlertBook, seconds: float = 0.0) -> Report:
@@ -162,8 +156,6 @@ def _late_shipments(simulation: Simulation, rules: RuleSet, alerts: list[dict]) 
 
 
 def evaluate(scenario: Scenario, rules: RuleSet, seed: int, start_ms: int, duration_ms: int) -> Report:
-    import time
-
     began = time.monotonic()
     simulation = Simulation(scenario, seed, start_ms, duration_ms)
     book = simulate_alerts(simulation, rules)

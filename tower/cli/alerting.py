@@ -83,7 +83,7 @@ def silence(args: argparse.Namespace) -> int:
 
 def backtest(args: argparse.Namespace) -> int:
     _replay_quietly()
-    from alerts.backtest import readings_from_csv, readings_from_store, replay, summary
+    from alerts.backtest import as_arrivals, readings_from_csv, readings_from_store, replay, summary
     from alerts.network import Network, scenario_start_ms
     from alerts.rules import load_rules
     from tower.scenario import load_scenario
@@ -103,7 +103,7 @@ def backtest(args: argparse.Namespace) -> int:
     network = None
     if args.scenario:
         network = Network(load_scenario(args.scenario), scenario_start_ms(args.scenario_start))
-    result = summary(replay(rules, readings, network))
+    result = summary(replay(rules, as_arrivals(readings), network))
     if args.format == "json":
         print(json.dumps(result))
         return 0
