@@ -17,6 +17,7 @@ from alerts.rules import RuleSet
 from alerts.service import AlertService
 from tower.contract import DeviceKind, Reading
 from tower.store import Store
+from tower.store.frames import plain_value
 from tower.timeutil import rfc3339
 
 TICK_MS = 60_000  # the missing-data watermark advances once a simulated minute
@@ -71,14 +72,9 @@ def readings_from_csv(path: str | Path) -> list[Reading]:
     readings = []
     for ts, device, kind, values in zip(stamps, frame["device_id"], frame["kind"], frame[fields].to_dict("records"),
                                         strict=True):  # fmt: skip
-        present = {name: _plain(value) for name, value in values.items() if not pd.isna(value)}
+        present = {name: plain_value(value) for name, value in values.items() if not pd.isna(value)}
         readings.append(Reading(DeviceKind(kind), str(device), int(ts), present))
     return sorted(readings, key=lambda reading: reading.ts_ms)
-
-
-def _plain(value: object) -> object:
-    """numpy scalars to Python ones."""
-    return value.item() if hasattr(value, "item") else value
 
 
 def readings_from_store(store: Store, since_ms: int, until_ms: int) -> list[Reading]:
@@ -87,7 +83,7 @@ def readings_from_store(store: Store, since_ms: int, until_ms: int) -> list[Read
         frame = store.readings(device.device_id, since_ms=since_ms, until_ms=until_ms)
         for row in frame.drop(columns=["device_id", "seq"], errors="ignore").to_dict("records"):
             ts = int(row.pop("ts").timestamp() * 1000)
-            fields = {name: _plain(value) for name, value in row.items() if not pd.isna(value)}
+            fields = {name: plain_value(value) for name, value in row.items() if not pd.isna(value)}
             readings.append(Reading(device.kind, device.device_id, ts, fields))
     return sorted(readings, key=lambda reading: reading.ts_ms)
 

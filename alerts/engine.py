@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 
 from alerts.book import AlertBook
 from alerts.evaluate import RuleEvaluator
-from alerts.network import Network, scenario_start_ms
+from alerts.network import load_network, scenario_start_ms
 from alerts.notify import Deliverer
 from alerts.oncall import load_oncall
 from alerts.rules import load_rules
@@ -33,7 +33,6 @@ from tower.config import Settings
 from tower.contract import OWNTRACKS_ROOT, TOPIC_ROOT
 from tower.mqtt import connect, make_client
 from tower.process import stop_event, tune_gc_for_streaming
-from tower.scenario import load_scenario
 from tower.timeutil import now_ms
 
 log = logging.getLogger("tower.alerts")
@@ -48,10 +47,8 @@ def alert_topic(alert_id: str) -> str:
 def build_evaluator(settings: Settings) -> tuple[RuleEvaluator, str]:
     """The evaluator for the configured rules and master data, and a fingerprint of both."""
     rules = load_rules(settings.alert_rules)
-    network = Network()
     start = scenario_start_ms(settings.scenario_start)
-    if settings.scenario:
-        network = Network(load_scenario(settings.scenario), start)
+    network = load_network(settings.scenario, start)
     fingerprint = hashlib.sha1(f"{rules.model_dump_json()}|{settings.scenario}|{start}".encode()).hexdigest()
     return RuleEvaluator(rules, network), fingerprint
 

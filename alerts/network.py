@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tower.geo import LatLon, Route
-from tower.scenario import CargoType, Scenario, Site
+from tower.scenario import CargoType, Scenario, Site, load_scenario
 from tower.timeutil import now_ms, parse_moment_ms
 
 DAY_MS = 86_400_000
@@ -55,6 +55,11 @@ class Position:
     off_route_m: float
     along_m: float
     site: str | None  # the site whose geofence contains it
+
+
+def load_network(scenario: str | None, start_ms: int) -> Network:
+    """Master data from a scenario file (or 'default') placed at start_ms; none without a scenario."""
+    return Network(load_scenario(scenario), start_ms) if scenario else Network()
 
 
 class Network:

@@ -84,9 +84,8 @@ def silence(args: argparse.Namespace) -> int:
 def backtest(args: argparse.Namespace) -> int:
     _replay_quietly()
     from alerts.backtest import as_arrivals, readings_from_csv, readings_from_store, replay, summary
-    from alerts.network import Network, scenario_start_ms
+    from alerts.network import load_network, scenario_start_ms
     from alerts.rules import load_rules
-    from tower.scenario import load_scenario
     from tower.store import open_store
 
     rules = load_rules(args.rules)
@@ -100,9 +99,7 @@ def backtest(args: argparse.Namespace) -> int:
             raise ValueError(f"--since {args.since} is not before --until {args.until or 'now'}")
         store = open_store(settings.store, settings, must_exist=True)
         readings = readings_from_store(store, since, until)
-    network = None
-    if args.scenario:
-        network = Network(load_scenario(args.scenario), scenario_start_ms(args.scenario_start))
+    network = load_network(args.scenario, scenario_start_ms(args.scenario_start))
     result = summary(replay(rules, as_arrivals(readings), network))
     if args.format == "json":
         print(json.dumps(result))

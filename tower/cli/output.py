@@ -8,6 +8,8 @@ import sys
 
 import pandas as pd
 
+from tower.store.frames import plain_value
+
 
 def print_frame(frame: pd.DataFrame, fmt: str, empty_message: str) -> None:
     """json: an array of objects, ts as RFC 3339 UTC, missing values left out."""
@@ -24,7 +26,7 @@ def print_frame(frame: pd.DataFrame, fmt: str, empty_message: str) -> None:
 def records(frame: pd.DataFrame) -> list[dict]:
     rows = []
     for row in _with_text_times(frame).to_dict(orient="records"):
-        rows.append({key: _plain(value) for key, value in row.items() if not _missing(value)})
+        rows.append({key: plain_value(value) for key, value in row.items() if not _missing(value)})
     return rows
 
 
@@ -40,8 +42,3 @@ def _with_text_times(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _missing(value: object) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
-def _plain(value: object) -> object:
-    """numpy scalars to Python ones, so json can write them."""
-    return value.item() if hasattr(value, "item") else value

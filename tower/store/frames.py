@@ -29,5 +29,10 @@ def tidy_readings(frame: pd.DataFrame, leading: list[str], fields: list[str] | N
     return frame
 
 
+def plain_value(value: object) -> object:
+    """numpy scalars (from frames) to Python ones, so json and the rules can use them."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def utc(epoch_ms: pd.Series) -> pd.Series:
     return pd.to_datetime(epoch_ms, unit="ms", utc=True)
