@@ -25,11 +25,15 @@ REQUIRED = ("ts", "device_id", "kind")
 
 
 def replay(
-    rules: RuleSet, arrivals: Iterable[tuple[int, Reading]], network: Network | None = None, until_ms: int | None = None
+    rules: RuleSet,
+    arrivals: Iterable[tuple[int, Reading]],
+    network: Network | None = None,
+    until_ms: int | None = None,
+    book: AlertBook | None = None,
 ) -> AlertBook:
-    """Feed (arrival time, reading) pairs, in the order given, through a fresh alert service with an
-    in-memory book; the arrival times are the replay's wall clock. The resulting book."""
-    service = AlertService(RuleEvaluator(rules, network), AlertBook(":memory:"), None, None)
+    """Feed (arrival time, reading) pairs, in the order given, through a fresh alert service with the
+    given book (default: in memory); the arrival times are the replay's wall clock. The resulting book."""
+    service = AlertService(RuleEvaluator(rules, network), book or AlertBook(":memory:"), None, None)
     next_tick = None
     for arrived_ms, reading in arrivals:
         service.observe(reading, arrived_ms)

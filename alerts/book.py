@@ -218,6 +218,14 @@ class AlertBook:
             )
         return self._alerts("SELECT * FROM alerts ORDER BY opened_ms DESC LIMIT ?", (limit,))
 
+    def alerts_since(self, since_ms: int) -> list[dict]:
+        """Alerts open now, or opened or resolved at or after since (event time), oldest first."""
+        return self._alerts(
+            "SELECT * FROM alerts WHERE status IN ('pending', 'firing', 'acknowledged') OR opened_ms >= ? "
+            "OR resolved_ms >= ? ORDER BY opened_ms",
+            (since_ms, since_ms),
+        )
+
     def history(self, alert_id: str) -> list[dict]:
         return self._rows("SELECT * FROM transitions WHERE alert_id=? ORDER BY rowid", (alert_id,))
 

@@ -190,6 +190,7 @@ class PredictedDelay(Condition):
     last_ts: int | None = None
     last_along: float = 0.0
     pace_m_s: float | None = None
+    eta_ms: tuple[float, float, float] | None = None  # optimistic, central, pessimistic
 
     def step(self, rule: PredictedDelayRule, ts, fields, where, plan) -> None:
         if where is None or plan is None:
@@ -205,9 +206,9 @@ class PredictedDelay(Condition):
             self.pace_m_s = plan.planned_speed_m_s  # before any movement: the plan
         self.last_ts, self.last_along = ts, where.along_m
         remaining = max(0.0, plan.route.length_m - where.along_m)
-        central, low, high = (
+        self.eta_ms = low, central, high = tuple(
             ts + _drive_ms(remaining, self.pace_m_s, plan.planned_speed_m_s, lasts)
-            for lasts in (rule.pace_lasts, 0, 2 * rule.pace_lasts)
+            for lasts in (0, rule.pace_lasts, 2 * rule.pace_lasts)
         )
         late_by = central - plan.promised_ms
         self._hold(ts, late_by > rule.tolerance, late_by <= rule.tolerance, rule.hold, 0)

@@ -88,6 +88,10 @@ class Network:
         for machine_id, group in scenario.all_equipment():
             self._entities[machine_id] = Entity(machine_id, group.site)
 
+    def plans(self) -> dict[str, ShipmentPlan]:
+        """Every shipment's plan by its tracker's device id."""
+        return {device: e.plan for device, e in self._entities.items() if e.plan is not None}
+
     def entity(self, device_id: str) -> Entity:
         found = self._entities.get(device_id)
         if found is None:

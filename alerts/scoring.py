@@ -21,7 +21,7 @@ from alerts.backtest import replay
 from alerts.book import AlertBook
 from alerts.network import Network
 from alerts.rules import PredictedDelayRule, RuleSet
-from ingest.decode import Decoder
+from simulators.backfill import decoded
 from simulators.engine import Simulation
 from tower.scenario import FaultType, Scenario
 from tower.timeutil import parse_moment_ms
@@ -76,12 +76,7 @@ class Report:
 
 def simulate_alerts(simulation: Simulation, rules: RuleSet) -> AlertBook:
     """Every message of the run through decode and the alert service, in publish order."""
-    decoder = Decoder(max_payload_bytes=1 << 20, max_future_skew_ms=5 * MINUTE, dead_letter_payload_bytes=0)
-    arrivals = (
-        (message.publish_ms, reading)
-        for message in simulation.messages()
-        for reading in decoder.decode(message.topic, message.payload, message.publish_ms).readings
-    )
+    arrivals = ((publish_ms, reading) for publish_ms, batch in decoded(simulation) for reading in batch.readings)
     return replay(rules, arrivals, Network(simulation.scenario, simulation.start_ms), simulation.end_ms)
 
 

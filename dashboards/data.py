@@ -1,24 +1,87 @@
 """The dashboard's one data-access layer: cached reads, and the few writes an operator makes.
 
-Pages never open a store or the alert book themselves. Reads are cached for a few seconds (the
-live parts refresh on that rhythm); a write clears the cache so the page shows its effect at once.
+Pages never open the store, the alert book or master data themselves. Reads are cached for
+REFRESH_S (the live parts refresh on that rhythm), keyed by where they read from, so a test or a
+second dashboard on another store never sees stale frames; a write clears the caches it affects.
+Times are epoch milliseconds in event time; "as of" is the newest event time in the store.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
+
 import pandas as pd
+import pydeck as pdk
 import streamlit as st
 
 from alerts.book import AlertBook
+from alerts.network import Network, ShipmentPlan, load_network, scenario_start_ms
+from alerts.rules import PredictedDelayRule, RuleSet, TrendRule, load_rules
+from dashboards import health, kpis, maps, shipments
 from tower.config import load_settings
+from tower.contract import DeviceKind
+from tower.scenario import EquipmentGroup, Scenario, load_scenario
+from tower.store import Store, open_store
 from tower.timeutil import now_ms
 
 SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2, "info": 3}
 REFRESH_S = 5
+MINUTE, HOUR, DAY_MS = 60_000, 3_600_000, 86_400_000
+STALE_MS = 10 * MINUTE  # a device expected to report and silent this long is offline
+MAX_TRAILS = 25  # the map draws travelled trails for at most this many shipments at once
+TRACK_EVERY_MS = MINUTE  # shipment detail: positions and temperatures as 1-minute means
+SERIES_POINTS = 720  # charts: at most this many points per series over the chosen period
 
 
-def _book_path() -> str:
-    return str(load_settings().alerts_db)
+@dataclass(frozen=True)
+class Source:
+    """Where the dashboard reads from; every cache is keyed by it."""
+
+    store: str
+    alerts_db: str
+    scenario: str | None
+    scenario_start: str | None
+    rules: str
+
+
+def source() -> Source:
+    settings = load_settings()
+    return Source(settings.store, str(settings.alerts_db), settings.scenario, settings.scenario_start,
+                  settings.alert_rules)  # fmt: skip
+
+
+class Master:
+    """Master data (scenario, network, rules) and what the pages derive from it, loaded once."""
+
+    def __init__(self, src: Source) -> None:
+        self.scenario: Scenario | None = load_scenario(src.scenario) if src.scenario else None
+        self.network: Network = load_network(src.scenario, scenario_start_ms(src.scenario_start))
+        self.rules: RuleSet = load_rules(src.rules)
+        self.roles = shipments.RuleRoles.of(self.rules)
+        self.limits = health.Limits.of(self.rules)
+        self.trend_rules = frozenset(rule.id for rule in self.rules.rules if isinstance(rule, TrendRule))
+        self.plans: dict[str, ShipmentPlan] = self.network.plans()
+        self.by_shipment = {plan.shipment_id: (tracker, plan) for tracker, plan in self.plans.items()}
+        self.site_names = {site.id: site.name for site in self.network.sites}
+        self.machines: dict[str, EquipmentGroup] = dict(self.scenario.all_equipment()) if self.scenario else {}
+
+    @cached_property
+    def routes(self) -> dict:
+        return {lane.id: self.scenario.route(lane.id) for lane in self.scenario.lanes} if self.scenario else {}
+
+    def delay_rule(self) -> PredictedDelayRule | None:
+        return next((rule for rule in self.rules.rules if isinstance(rule, PredictedDelayRule)), None)
+
+
+@st.cache_resource
+def master(src: Source) -> Master:
+    return Master(src)
+
+
+@st.cache_resource
+def _store(url: str) -> Store:
+    return open_store(url, load_settings())
 
 
 @st.cache_resource
@@ -26,27 +89,206 @@ def _book(path: str) -> AlertBook:
     return AlertBook(path)
 
 
-def alert_queue(status: str) -> pd.DataFrame:
-    """Alerts, most severe and oldest first (status 'open'), or newest first ('all')."""
-    return _alert_queue(_book_path(), status)
+def _with_ms(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(ts_ms=frame["ts"].astype("datetime64[ms, UTC]").astype("int64")) if "ts" in frame else frame
 
 
-def alert_detail(alert_id: str) -> tuple[dict, list[dict], list[dict]] | None:
-    """The alert with its runbook, its audit trail and its deliveries."""
-    return _alert_detail(_book_path(), alert_id)
+# -- network level -------------------------------------------------------------------------------
 
 
-def act_on_alert(alert_id: str, action: str, by: str, note: str) -> dict:
+@st.cache_data(ttl=REFRESH_S)
+def devices(src: Source) -> pd.DataFrame:
+    """device_id, kind, last_ms, status, expected (should be reporting now)."""
+    found = _store(src.store).devices()
+    frame = pd.DataFrame(
+        [(d.device_id, d.kind.value, d.last_seen_ms, d.status.value if d.status else None) for d in found],
+        columns=["device_id", "kind", "last_ms", "status"],
+    )
+    table = shipment_table(src)
+    on_road = set(table.loc[table["status"].isin(shipments.ON_THE_ROAD), "tracker"])
+    frame["expected"] = (frame["kind"] != DeviceKind.SHIPMENT.value) | frame["device_id"].isin(on_road)
+    return frame
+
+
+@st.cache_data(ttl=REFRESH_S)
+def as_of(src: Source) -> int:
+    """The newest event time in the store (the wall clock when it is empty)."""
+    seen = [d.last_seen_ms for d in _store(src.store).devices() if d.last_seen_ms is not None]
+    return max(seen, default=now_ms())
+
+
+@st.cache_data(ttl=REFRESH_S)
+def alerts_frame(src: Source, since_ms: int) -> pd.DataFrame:
+    """The alert book's alerts open now or opened/resolved since, without runbooks."""
+    rows = _book(src.alerts_db).alerts_since(since_ms)
+    columns = ["id", "rule", "entity", "device", "kind", "site", "severity", "status", "opened_ms", "fired_ms",
+               "raised_wall_ms", "acked_ms", "acked_by", "resolved_ms", "resolved_wall_ms", "closed_ms", "value",
+               "detail"]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in ("fired_ms", "raised_wall_ms", "acked_ms", "resolved_ms", "resolved_wall_ms", "value"):
+        frame[column] = frame[column].astype("float64")
+    return frame
+
+
+@st.cache_data(ttl=REFRESH_S)
+def latest(src: Source, kind: DeviceKind) -> pd.DataFrame:
+    return _with_ms(_store(src.store).latest(kind))
+
+
+@st.cache_data(ttl=REFRESH_S)
+def shipment_table(src: Source) -> pd.DataFrame:
+    """Every shipment of the master data with its status (dashboards/shipments.py)."""
+    m = master(src)
+    now = as_of(src)
+    return shipments.shipment_table(m.plans, latest(src, DeviceKind.SHIPMENT), alerts_frame(src, now - 2 * DAY_MS),
+                                    m.roles, m.site_names, now)  # fmt: skip
+
+
+@st.cache_data(ttl=REFRESH_S)
+def overview(src: Source, period_ms: int) -> list[kpis.Kpi]:
+    now = as_of(src)
+    store = _store(src.store)
+    counts = (store.reading_count(now - kpis.RATE_WINDOW_MS, now + 1),
+              store.reading_count(now - 2 * kpis.RATE_WINDOW_MS, now - kpis.RATE_WINDOW_MS))  # fmt: skip
+    alerts = alerts_frame(src, now - 2 * period_ms)
+    return kpis.overview(shipment_table(src), alerts, devices(src), master(src).roles, counts, now, period_ms,
+                         now_ms(), STALE_MS)  # fmt: skip
+
+
+@st.cache_data(ttl=REFRESH_S)
+def trail(src: Source, tracker: str, since_ms: int, until_ms: int) -> list[list[float]]:
+    """[[lon, lat], ...] of a tracker, as 5-minute means."""
+    frame = _store(src.store).readings(tracker, ["lat", "lon"], since_ms, until_ms, every_ms=5 * MINUTE)
+    frame = frame.dropna(subset=["lat", "lon"]) if not frame.empty else frame
+    return [[round(lon, 5), round(lat, 5)] for lat, lon in zip(frame.get("lat", []), frame.get("lon", []), strict=True)]
+
+
+def network_map(src: Source, shown: pd.DataFrame, trails_for: list[str]) -> pdk.Deck:
+    """The map of the shown shipments, with the travelled trails of `trails_for` (shipment ids)."""
+    m = master(src)
+    now = as_of(src)
+    paths = {}
+    for shipment_id in trails_for[:MAX_TRAILS]:
+        tracker, plan = m.by_shipment[shipment_id]
+        paths[shipment_id] = trail(src, tracker, plan.departure_ms, now + 1)
+    machines = equipment_health(src)
+    site_health = machines.groupby("site").agg(machines=("equipment", "size"), health=("health", "min")).reset_index()
+    return maps.deck(shown, m.routes, m.network.sites, site_health, paths)
+
+
+# -- one shipment ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShipmentDetail:
+    plan: ShipmentPlan
+    row: dict  # its shipment_table row
+    track: pd.DataFrame  # ts_ms, lat, lon, temp_c, speed_kmh: 1-minute means from departure
+    eta: pd.DataFrame | None  # ts_ms, eta_early_ms, eta_ms, eta_late_ms
+    timeline: pd.DataFrame  # ts_ms, event, detail
+    excursion_min: float
+    budget_min: float | None  # the cold-chain rule's excursion budget
+
+
+@st.cache_data(ttl=REFRESH_S)
+def shipment_detail(src: Source, shipment_id: str) -> ShipmentDetail | None:
+    m = master(src)
+    if shipment_id not in m.by_shipment:
+        return None
+    tracker, plan = m.by_shipment[shipment_id]
+    table = shipment_table(src)
+    row = table[table["shipment"] == shipment_id].iloc[0].to_dict()
+    end = row["arrival_ms"] + 30 * MINUTE if pd.notna(row["arrival_ms"]) else as_of(src) + 1
+    fields = ["lat", "lon", "temp_c", "speed_kmh"]
+    track = _with_ms(_store(src.store).readings(tracker, fields, plan.departure_ms - HOUR, int(end), TRACK_EVERY_MS))
+    track = track.reindex(columns=["ts_ms", *fields])
+    rule = m.delay_rule()
+    on_road = track[track["ts_ms"] >= plan.departure_ms]
+    eta = shipments.eta_band(plan, rule, m.network, on_road) if rule else None
+    mine = alerts_frame(src, plan.departure_ms - HOUR).query("entity == @shipment_id")
+    budgets = [r.budget for r in m.rules.rules if r.id in m.roles.cold_chain and r.budget is not None]
+    return ShipmentDetail(plan, row, track, eta, shipments.timeline(plan, on_road, mine),
+                          shipments.excursion_minutes(plan, on_road),
+                          min(budgets) / MINUTE if budgets and plan.cargo_range.cold_chain else None)  # fmt: skip
+
+
+# -- sites and equipment -------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=REFRESH_S)
+def equipment_health(src: Source) -> pd.DataFrame:
+    m = master(src)
+    alerts = alerts_frame(src, as_of(src) - DAY_MS)
+    return health.health_table(m.machines, latest(src, DeviceKind.EQUIPMENT), alerts, m.limits, m.trend_rules)
+
+
+@st.cache_data(ttl=REFRESH_S)
+def series(src: Source, device_id: str, fields: tuple[str, ...], period_ms: int) -> pd.DataFrame:
+    """A device's readings over the period ending as of now, averaged to at most SERIES_POINTS."""
+    now = as_of(src)
+    every = max(MINUTE, period_ms // SERIES_POINTS // MINUTE * MINUTE)
+    frame = _store(src.store).readings(device_id, list(fields), now - period_ms, now + 1, every_ms=every)
+    return _with_ms(frame).reindex(columns=["ts", "ts_ms", *fields])
+
+
+def projections(src: Source, machine: str, period_ms: int) -> dict[str, tuple[float | None, str]]:
+    """Per signal: hours to its limit on the current trend, and the trend model's own words."""
+    frame = series(src, machine, tuple(health.SIGNALS), period_ms)
+    return {name: health.projection(frame, name, master(src).limits) for name in health.SIGNALS}
+
+
+@st.cache_data(ttl=REFRESH_S)
+def site_sensors(src: Source, site: str) -> pd.DataFrame:
+    """The site's warehouse sensors with their newest reading."""
+    m = master(src)
+    sensors = [s for s in (m.scenario.warehouse_sensors if m.scenario else ()) if s.site == site]
+    newest = latest(src, DeviceKind.WAREHOUSE).set_index("device_id")
+    rows = []
+    for sensor in sensors:
+        reading = newest.loc[sensor.id].to_dict() if sensor.id in newest.index else {}
+        rows.append({"sensor": sensor.id, "zone": sensor.zone, "setpoint_c": sensor.setpoint_c,
+                     "temp_c": reading.get("temp_c"), "humidity_pct": reading.get("humidity_pct"),
+                     "dock_door_open": reading.get("dock_door_open"), "occupancy_pct": reading.get("occupancy_pct"),
+                     "last_ms": reading.get("ts_ms")})  # fmt: skip
+    return pd.DataFrame(rows, columns=["sensor", "zone", "setpoint_c", "temp_c", "humidity_pct", "dock_door_open",
+                                       "occupancy_pct", "last_ms"])  # fmt: skip
+
+
+@st.cache_data(ttl=REFRESH_S)
+def dock_activity(src: Source, site: str, period_ms: int) -> pd.DataFrame:
+    """Dock door openings and minutes open per sensor and hour over the period (raw readings:
+    an opening is an edge, which means would blur)."""
+    now = as_of(src)
+    hours = []
+    for sensor in site_sensors(src, site)["sensor"]:
+        frame = _with_ms(_store(src.store).readings(sensor, ["dock_door_open"], now - period_ms, now + 1))
+        if frame.empty or "dock_door_open" not in frame:
+            continue
+        is_open = frame["dock_door_open"].fillna(False).astype(bool)
+        spans = frame["ts_ms"].diff().shift(-1).fillna(0)
+        hours.append(pd.DataFrame({
+            "sensor": sensor, "hour": frame["ts"].dt.floor("h"), "openings": is_open & ~is_open.shift(fill_value=False),
+            "open_min": spans.where(is_open, 0) / MINUTE,
+        }).groupby(["sensor", "hour"], as_index=False).sum())  # fmt: skip
+    frame = pd.concat(hours, ignore_index=True) if hours else pd.DataFrame(columns=["sensor", "hour", "openings",
+                                                                                    "open_min"])  # fmt: skip
+    return frame[frame["openings"] > 0].reset_index(drop=True)
+
+
+# -- alerts ------------------------------------------------------------------------------------------
+
+
+def act_on_alert(src: Source, alert_id: str, action: str, by: str, note: str) -> dict:
     """acknowledge | resolve | close, recorded with the operator's name; ValueError says why not."""
-    alert = _book(_book_path()).act(alert_id, action, by, note, now_ms())
-    _alert_queue.clear()
-    _alert_detail.clear()
+    alert = _book(src.alerts_db).act(alert_id, action, by, note, now_ms())
+    st.cache_data.clear()  # statuses, KPIs and the queue all show it at once
     return alert
 
 
 @st.cache_data(ttl=REFRESH_S)
-def _alert_queue(path: str, status: str) -> pd.DataFrame:
-    rows = _book(path).alerts(status, limit=5000)
+def alert_queue(src: Source, status: str) -> pd.DataFrame:
+    """Alerts, most severe and oldest first (status 'open'), or newest first ('all')."""
+    rows = _book(src.alerts_db).alerts(status, limit=5000)
     frame = pd.DataFrame(rows, columns=["id", "severity", "status", "rule", "entity", "site", "kind", "opened_ms",
                                         "fired_ms", "acked_by", "detail"])  # fmt: skip
     for column in ("opened_ms", "fired_ms"):
@@ -57,8 +299,9 @@ def _alert_queue(path: str, status: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=REFRESH_S)
-def _alert_detail(path: str, alert_id: str) -> tuple[dict, list[dict], list[dict]] | None:
-    book = _book(path)
+def alert_detail(src: Source, alert_id: str) -> tuple[dict, list[dict], list[dict]] | None:
+    """The alert with its runbook, its audit trail and its deliveries."""
+    book = _book(src.alerts_db)
     alert = book.get(alert_id)
     if alert is None:
         return None

@@ -131,6 +131,14 @@ def test_downsampling_gives_means_per_bucket(backend):
     assert [t.value // 1_000_000 for t in frame["ts"]] == [T0, T0 + 60_000]
 
 
+def test_reading_count_by_event_time(backend):
+    store, seed = backend.store, backend.seed
+    seed(Batch(readings=[_truck(i, T0 + i * 1000, temp_c=1.0) for i in range(10)]))
+    seed(Batch(readings=[Reading(DeviceKind.EQUIPMENT, "pump-1", T0 + 500, {"rpm": 1500.0})]))
+    assert store.reading_count(T0, T0 + 5000) == 6
+    assert store.reading_count(T0 + 10_000, T0 + 20_000) == 0
+
+
 def test_latest_is_the_newest_event_not_the_last_arrival(backend):
     store, seed = backend.store, backend.seed
     seed(Batch(readings=[_truck(5, T0 + 5000)]))

@@ -1,32 +1,38 @@
-"""Alerts: the live queue by severity and age, the selected alert's runbook and audit trail, and
-acknowledge / resolve / close with the operator's name. Notification links open an alert here
-(`/alerts?alert=<id>`)."""
+"""Alerts: the live queue by severity and age (or the whole history), filters, the selected
+alert's runbook, audit trail and notifications, and acknowledge / resolve / close with the
+operator's name. Notification links open an alert here (`/alerts?alert=<id>`)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboards.data import REFRESH_S, SEVERITY_ORDER, act_on_alert, alert_detail, alert_queue
+from dashboards import data, ui
 from tower.timeutil import rfc3339
 
 st.title("Alerts")
-status = st.segmented_control("Show", ["open", "all"], default="open", key="status") or "open"
-severities = st.multiselect("Severity", list(SEVERITY_ORDER), default=list(SEVERITY_ORDER), key="severities")
+src = data.source()
+filters = st.columns([1, 2, 2, 2])
+status = filters[0].segmented_control("Show", ["open", "all"], default="open", key="status") or "open"
+severities = filters[1].multiselect("Severity", list(data.SEVERITY_ORDER), default=list(data.SEVERITY_ORDER),
+                                    key="severities")  # fmt: skip
+rules = filters[2].multiselect("Rule", sorted(rule.id for rule in data.master(src).rules.rules), key="rules")
+kinds = filters[3].multiselect("Kind", ["shipment", "warehouse", "equipment"], key="kinds")
 
 
-@st.fragment(run_every=REFRESH_S)
+@st.fragment(run_every=data.REFRESH_S)
 def queue() -> None:
-    frame = alert_queue(status)
+    frame = data.alert_queue(src, status)
     frame = frame[frame["severity"].isin(severities)]
+    frame = frame[frame["rule"].isin(rules)] if rules else frame
+    frame = frame[frame["kind"].isin(kinds)] if kinds else frame
     counts = frame["severity"].value_counts()
-    columns = st.columns(len(SEVERITY_ORDER))
-    for column, severity in zip(columns, SEVERITY_ORDER, strict=True):
-        column.metric(severity, int(counts.get(severity, 0)))
+    columns = st.columns(len(data.SEVERITY_ORDER))
+    for column, severity in zip(columns, data.SEVERITY_ORDER, strict=True):
+        column.metric(severity, int(counts.get(severity, 0)), border=True)
     if frame.empty:
-        st.info(f"No {status if status == 'open' else ''} alerts.")
+        st.info(f"No {status if status == 'open' else ''} alerts match.")
         return
-    st.dataframe(frame, hide_index=True, width="stretch", key="queue")
-    st.download_button("CSV", frame.to_csv(index=False), "alerts.csv", "text/csv", key="queue_csv")
+    ui.table(frame, "alerts")
 
 
 queue()
@@ -34,7 +40,7 @@ queue()
 selected = st.query_params.get("alert") or ""
 selected = st.text_input("Alert id", value=selected, key="alert_id", placeholder="from the queue or a notification")
 if selected:
-    found = alert_detail(selected)
+    found = data.alert_detail(src, selected)
     if found is None:
         st.warning(f"No alert '{selected}'.")
     else:
@@ -60,7 +66,7 @@ if selected:
                     st.error("Enter your name: it is recorded in the audit trail.")
                 else:
                     try:
-                        done = act_on_alert(alert["id"], action, by.strip(), note)
+                        done = data.act_on_alert(src, alert["id"], action, by.strip(), note)
                         st.success(f"{done['id']} is {done['status']} (by {by.strip()}).")
                     except ValueError as problem:
                         st.error(str(problem))

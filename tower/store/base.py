@@ -85,6 +85,10 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def reading_count(self, since_ms: int, until_ms: int) -> int:
+        """How many readings (all devices) have an event time in [since, until): the ingest rate."""
+
+    @abstractmethod
     def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
         """The newest dead letters, oldest first."""
 

@@ -1,0 +1,63 @@
+"""What every page shows the same way: the period picker's choice, KPI tiles, tables with CSV
+export, epoch-ms columns as times. Pages call these instead of repeating the widgets."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboards.data import DAY_MS, HOUR
+from dashboards.kpis import Kpi
+
+PERIODS = {"1 hour": HOUR, "6 hours": 6 * HOUR, "24 hours": DAY_MS, "7 days": 7 * DAY_MS}
+DEFAULT_PERIOD = "24 hours"
+
+
+def period_picker() -> None:
+    """In the sidebar of every page (app.py); its choice survives page switches."""
+    st.sidebar.selectbox("Period", list(PERIODS), index=list(PERIODS).index(DEFAULT_PERIOD), key="period",
+                         help="charts and KPIs cover this period, compared with the one before")  # fmt: skip
+
+
+def period_ms() -> int:
+    return PERIODS[st.session_state.get("period", DEFAULT_PERIOD)]
+
+
+def with_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """*_ms columns (epoch ms) shown as UTC times, under the name without _ms."""
+    shown = frame.copy()
+    for column in [c for c in frame.columns if c.endswith("_ms")]:
+        shown[column.removesuffix("_ms")] = pd.to_datetime(shown.pop(column), unit="ms", utc=True)
+    return shown
+
+
+def table(frame: pd.DataFrame, name: str, **options: object) -> object:
+    """A table with its CSV download; returns the dataframe element (its selection, if asked)."""
+    shown = with_times(frame)
+    element = st.dataframe(shown, hide_index=True, width="stretch", key=f"{name}_table", **options)
+    st.download_button("Download CSV", shown.to_csv(index=False), f"{name}.csv", "text/csv", key=f"{name}_csv",
+                       icon=":material/download:")  # fmt: skip
+    return element
+
+
+def _number(value: float, sign: str = "") -> str:
+    return f"{value:{sign},.0f}" if float(value).is_integer() else f"{value:{sign},.1f}"
+
+
+def _shown(value: float | None, unit: str) -> str:
+    if value is None:
+        return "–"
+    if unit == "s" and value >= 120:  # a lag of hours or days reads better in those units
+        minutes = value / 60
+        return f"{minutes:.0f} min" if minutes < 120 else (f"{minutes / 60:.1f} h" if minutes < 2880 else
+                                                            f"{minutes / 1440:.0f} d")  # fmt: skip
+    return f"{_number(value)}%" if unit == "%" else f"{_number(value)} {unit}".strip()
+
+
+def kpi_tiles(kpis: list[Kpi], per_row: int = 4) -> None:
+    colour = {"up": "normal", "down": "inverse", "off": "off"}
+    for start in range(0, len(kpis), per_row):
+        for column, kpi in zip(st.columns(per_row), kpis[start : start + per_row], strict=False):
+            delta = None if kpi.delta is None else f"{_number(kpi.delta, '+')} vs previous period"
+            column.metric(kpi.label, _shown(kpi.value, kpi.unit), delta, delta_color=colour[kpi.good],
+                          help=kpi.help, border=True)  # fmt: skip

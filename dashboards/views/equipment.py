@@ -1,0 +1,43 @@
+"""Equipment health: every machine ranked by risk (health score, projected time to a limit, open
+alerts), and for the chosen one its vibration, bearing temperature and motor current against
+healthy ranges and limits, with the projected time to each limit. Opened with `/equipment?equipment=<id>`."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards import charts, data, health, ui
+
+st.title("Equipment health")
+src = data.source()
+master = data.master(src)
+if not master.machines:
+    st.info("No equipment: the dashboard knows machines from the scenario (TOWER_SCENARIO).")
+    st.stop()
+ranked = list(data.equipment_health(src)["equipment"])
+wanted = st.query_params.get("equipment")
+machine = st.selectbox("Machine", ranked, index=ranked.index(wanted) if wanted in ranked else 0, key="machine_id")
+st.query_params["equipment"] = machine
+
+
+@st.fragment(run_every=data.REFRESH_S)
+def live() -> None:
+    period = ui.period_ms()
+    st.subheader("Ranked by risk")
+    st.caption("Health 100 = every signal in its healthy range, 0 = at a limit or in fault; open alerts cap it.")
+    ui.table(data.equipment_health(src), "equipment_health")
+    group = master.machines[machine]
+    st.subheader(f"{machine} · {group.type} at {master.site_names.get(group.site, group.site)}")
+    frame = data.series(src, machine, tuple(health.SIGNALS), period)
+    projections = data.projections(src, machine, period)
+    columns = st.columns(len(health.SIGNALS))
+    for column, (name, title) in zip(columns, health.SIGNALS.items(), strict=True):
+        hours, words = projections[name]
+        limit = master.limits.limits.get(name)
+        shown = "–" if hours is None else ("beyond horizon" if hours > 24 * 30 else f"{hours:.0f} h")
+        column.metric(f"{title}: to limit", shown if limit is not None else "no limit", help=words, border=True)
+        column.altair_chart(charts.with_limits(frame, name, title, limit=limit, band=getattr(group.healthy, name)),
+                            width="stretch")  # fmt: skip
+
+
+live()

@@ -1,0 +1,30 @@
+"""Overview, the start page: the network's key figures against the previous period, the map of
+shipments on the road, and the shipments that need someone now."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards import data, ui
+from dashboards.shipments import ON_THE_ROAD
+
+st.title("Control Tower")
+src = data.source()
+
+
+@st.fragment(run_every=data.REFRESH_S)
+def live() -> None:
+    ui.kpi_tiles(data.overview(src, ui.period_ms()))
+    table = data.shipment_table(src)
+    on_road = table[table["status"].isin(ON_THE_ROAD)]
+    st.pydeck_chart(data.network_map(src, on_road, []), height=420, key="overview_map")
+    st.subheader("Needs attention")
+    attention = on_road[on_road["status"] != "on time"].sort_values(["status", "promised_ms"])
+    if attention.empty:
+        st.success("Every shipment on the road is on time and in range.")
+        return
+    ui.table(attention[["shipment", "status", "lane", "customer", "cargo", "promised_ms", "late_by_min", "temp_c",
+                        "open_alerts", "worst"]], "attention")  # fmt: skip
+
+
+live()

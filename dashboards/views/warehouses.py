@@ -1,0 +1,48 @@
+"""Warehouses: per site, the conditions its sensors report (temperature against setpoint, humidity),
+dock door activity, and the health of the equipment there. Opened with `/warehouses?site=<id>`."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards import charts, data, ui
+
+st.title("Warehouses")
+src = data.source()
+master = data.master(src)
+sites = [site.id for site in master.network.sites if site.type == "dc"] or [s.id for s in master.network.sites]
+if not sites:
+    st.info("No sites: the dashboard knows sites from the scenario (TOWER_SCENARIO).")
+    st.stop()
+wanted = st.query_params.get("site")
+site = st.selectbox("Site", sites, index=sites.index(wanted) if wanted in sites else 0, key="site_id",
+                    format_func=lambda s: master.site_names.get(s, s))  # fmt: skip
+st.query_params["site"] = site
+
+
+@st.fragment(run_every=data.REFRESH_S)
+def live() -> None:
+    period = ui.period_ms()
+    sensors = data.site_sensors(src, site)
+    st.subheader("Conditions")
+    ui.table(sensors, "conditions")
+    for sensor in sensors.to_dict("records"):
+        frame = data.series(src, sensor["sensor"], ("temp_c", "humidity_pct"), period)
+        left, right = st.columns(2)
+        setpoint = sensor["setpoint_c"]
+        band = (setpoint - 2, setpoint + 2) if setpoint is not None else None
+        left.altair_chart(charts.with_limits(frame, "temp_c", f"{sensor['zone']} °C", band=band), width="stretch")
+        right.altair_chart(charts.with_limits(frame, "humidity_pct", f"{sensor['zone']} humidity %"), width="stretch")
+    st.subheader("Dock doors")
+    doors = data.dock_activity(src, site, period)
+    if not doors.empty:
+        st.bar_chart(doors, x="hour", y="openings", color="sensor", height=200)
+        ui.table(doors, "dock_doors")
+    else:
+        st.caption("No dock door openings in the period.")
+    st.subheader("Equipment")
+    machines = data.equipment_health(src)
+    ui.table(machines[machines["site"] == site], "site_equipment")
+
+
+live()
