@@ -19,8 +19,8 @@ chosen = {
     "customer": filters[2].multiselect("Customer", sorted(table["customer"].unique()), key="f_customer"),
     "cargo": filters[3].multiselect("Cargo", sorted(table["cargo"].unique()), key="f_cargo"),
 }  # fmt: skip
-st.caption(f"{legend()} · grey lines: planned routes · blue: travelled trails (the selected shipment, or all shown "
-           "when there are few) · sites coloured by their equipment's worst health", unsafe_allow_html=True)  # fmt: skip
+st.caption(f"{legend()} · grey: planned routes · blue: travelled trails (the selected shipment, or all shown when "
+           "few) · sites coloured by their equipment's worst health", unsafe_allow_html=True)  # fmt: skip
 
 
 def _selected(layer: str) -> dict | None:
