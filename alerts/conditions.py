@@ -206,10 +206,12 @@ class PredictedDelay(Condition):
             self.pace_m_s = plan.planned_speed_m_s  # before any movement: the plan
         self.last_ts, self.last_along = ts, where.along_m
         remaining = max(0.0, plan.route.length_m - where.along_m)
-        self.eta_ms = low, central, high = tuple(
+        at_plan, central, longer = (
             ts + _drive_ms(remaining, self.pace_m_s, plan.planned_speed_m_s, lasts)
             for lasts in (0, rule.pace_lasts, 2 * rule.pace_lasts)
         )
+        low, high = sorted((at_plan, longer))  # a fast truck's plan-speed ETA is the later one
+        self.eta_ms = low, central, high
         late_by = central - plan.promised_ms
         self._hold(ts, late_by > rule.tolerance, late_by <= rule.tolerance, rule.hold, 0)
         self.value = round(late_by / MINUTE, 1)

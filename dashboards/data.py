@@ -141,7 +141,15 @@ def shipment_table(src: Source) -> pd.DataFrame:
     m = master(src)
     now = as_of(src)
     return shipments.shipment_table(m.plans, latest(src, DeviceKind.SHIPMENT), alerts_frame(src, now - 2 * DAY_MS),
-                                    m.roles, m.site_names, now)  # fmt: skip
+                                    m.roles, m.site_names, now,
+                                    lambda tracker, plan: arrival(src, tracker, plan))  # fmt: skip
+
+
+@st.cache_data(max_entries=100_000)
+def arrival(src: Source, tracker: str, plan: ShipmentPlan) -> int | None:
+    """When an arrived shipment entered its destination's geofence; it never changes, so kept."""
+    track = _with_ms(_store(src.store).readings(tracker, ["lat", "lon"], plan.departure_ms))
+    return shipments.first_inside(plan, track) if not track.empty else None
 
 
 @st.cache_data(ttl=REFRESH_S)

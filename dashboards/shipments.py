@@ -18,7 +18,7 @@ import pandas as pd
 from alerts.book import OPEN
 from alerts.conditions import PredictedDelay
 from alerts.network import Network, ShipmentPlan
-from alerts.rules import ColdChainRule, GeofenceRule, PredictedDelayRule, RuleSet, Severity
+from alerts.rules import ColdChainRule, PredictedDelayRule, RuleSet, Severity
 
 # RGB, readable on the light and the dark basemap.
 STATUS_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -34,18 +34,17 @@ ON_THE_ROAD = ("on time", "at risk", "late", "excursion")
 
 @dataclass(frozen=True)
 class RuleRoles:
-    """Which rules of the rule set say that a shipment will be late, is out of range, has arrived."""
+    """Which rules of the rule set say that a shipment will be late, or is out of range."""
 
     delay: frozenset[str]
     cold_chain: frozenset[str]
-    arrival: frozenset[str]
 
     @classmethod
     def of(cls, rules: RuleSet) -> RuleRoles:
-        def ids(kind: type, test: Callable[[object], bool] = lambda rule: True) -> frozenset[str]:
-            return frozenset(rule.id for rule in rules.rules if isinstance(rule, kind) and test(rule))
+        def ids(kind: type) -> frozenset[str]:
+            return frozenset(rule.id for rule in rules.rules if isinstance(rule, kind))
 
-        return cls(ids(PredictedDelayRule), ids(ColdChainRule), ids(GeofenceRule, lambda rule: rule.event == "arrive"))
+        return cls(ids(PredictedDelayRule), ids(ColdChainRule))
 
 
 SHIPMENT_COLUMNS = [
@@ -62,11 +61,13 @@ def shipment_table(
     roles: RuleRoles,
     site_names: dict[str, str],
     now_ms: int,
+    arrival_of: Callable[[str, ShipmentPlan], int | None],
 ) -> pd.DataFrame:
     """One row per shipment (SHIPMENT_COLUMNS); times in epoch ms, NaN where unknown.
 
-    `latest`: the trackers' newest readings (device_id, ts, lat, lon, ...); `alerts`: the alert
-    book's rows (open ones and recent ones).
+    `latest`: the trackers' newest readings (device_id, ts_ms, lat, lon, ...); `alerts`: the alert
+    book's rows (open ones and recent ones); `arrival_of(tracker, plan)`: when a shipment whose newest
+    position is inside its destination's geofence first got there.
     """
     newest = {row["device_id"]: row for row in latest.to_dict("records")}
     open_alerts = alerts[alerts["status"].isin(OPEN)]
@@ -74,15 +75,14 @@ def shipment_table(
     open_count = open_alerts.groupby("entity").size().to_dict()
     worst = open_alerts.groupby("entity")["severity"].agg(lambda names: max(names, key=_level)).to_dict()
     delay = open_alerts[open_alerts["rule"].isin(roles.delay)].groupby("entity")["value"].max().to_dict()
-    arrivals = alerts[alerts["rule"].isin(roles.arrival)].groupby("entity")["fired_ms"].apply(list).to_dict()
     rows = []
     for tracker, plan in plans.items():
         reading = newest.get(tracker)
         seen = reading is not None and reading["ts_ms"] >= plan.departure_ms
         point = (reading["lat"], reading["lon"]) if seen else plan.origin.position
         along = plan.route.distance_from(point)[1] if seen else 0.0
-        arrival = min((t for t in arrivals.get(plan.shipment_id, ()) if t >= plan.departure_ms), default=None)
-        arrived = arrival is not None or (seen and plan.destination.contains(point))
+        arrived = seen and plan.destination.contains(point)
+        arrival = arrival_of(tracker, plan) if arrived else None
         rules = open_rules.get(plan.shipment_id, set())
         rows.append(
             {
@@ -129,6 +129,14 @@ def _status(plan: ShipmentPlan, now_ms: int, seen: bool, arrived: bool, rules: s
     if rules & roles.delay:
         return "at risk"
     return "on time"
+
+
+def first_inside(plan: ShipmentPlan, track: pd.DataFrame) -> int | None:
+    """The event time of the first position inside the destination's geofence (ts_ms, lat, lon)."""
+    for ts, lat, lon in track[["ts_ms", "lat", "lon"]].itertuples(index=False):
+        if not (pd.isna(lat) or pd.isna(lon)) and plan.destination.contains((lat, lon)):
+            return int(ts)
+    return None
 
 
 def eta_band(plan: ShipmentPlan, rule: PredictedDelayRule, network: Network, track: pd.DataFrame) -> pd.DataFrame:

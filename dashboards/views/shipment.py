@@ -51,8 +51,8 @@ def live() -> None:
         if eta is None:
             st.caption("No positions since departure yet.")
         else:
-            st.caption(f"Band: {_clock(eta['eta_early_ms'])} (plan speed from now) to {_clock(eta['eta_late_ms'])} "
-                       "(recent pace for twice as long); the dashed line is the promised time.")  # fmt: skip
+            st.caption(f"Band {_clock(eta['eta_early_ms'])} to {_clock(eta['eta_late_ms'])}: between the plan's speed "
+                       "from now and the recent pace for twice as long; dashed: the promised time.")  # fmt: skip
             st.altair_chart(charts.eta_band(detail.eta, plan.promised_ms), width="stretch")
     with right:
         st.subheader("Cargo temperature")
