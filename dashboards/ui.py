@@ -58,6 +58,6 @@ def kpi_tiles(kpis: list[Kpi], per_row: int = 4) -> None:
     colour = {"up": "normal", "down": "inverse", "off": "off"}
     for start in range(0, len(kpis), per_row):
         for column, kpi in zip(st.columns(per_row), kpis[start : start + per_row], strict=False):
-            delta = None if kpi.delta is None else f"{_number(kpi.delta, '+')} vs previous period"
+            delta = f"{_number(kpi.delta, '+')} vs previous period" if kpi.delta else None  # unchanged: no arrow
             column.metric(kpi.label, _shown(kpi.value, kpi.unit), delta, delta_color=colour[kpi.good],
                           help=kpi.help, border=True)  # fmt: skip

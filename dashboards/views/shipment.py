@@ -90,8 +90,8 @@ def replay(detail: data.ShipmentDetail) -> None:
     ]  # fmt: skip
     view = pdk.ViewState(latitude=float(track["lat"].mean()), longitude=float(track["lon"].mean()), zoom=8)
     st.pydeck_chart(pdk.Deck(layers=layers, initial_view_state=view, map_style=None), height=380, key="replay_map")
-    st.caption(f"At {at:%H:%M}: {here['speed_kmh']:.0f} km/h, {here['temp_c']:.1f} °C" if pd.notna(here["temp_c"])
-               else f"At {at:%H:%M}")  # fmt: skip
-
+    shown = [f"{here[name]:.{digits}f} {unit}" for name, digits, unit in (("speed_kmh", 0, "km/h"), ("temp_c", 1, "°C"))
+             if pd.notna(here[name])]  # fmt: skip
+    st.caption(f"At {at:%H:%M} UTC: {', '.join(shown) or 'position only'}")
 
 live()
