@@ -94,4 +94,5 @@ def replay(detail: data.ShipmentDetail) -> None:
              if pd.notna(here[name])]  # fmt: skip
     st.caption(f"At {at:%H:%M} UTC: {', '.join(shown) or 'position only'}")
 
+
 live()
