@@ -1,8 +1,8 @@
 """Dashboard benchmark: each page's server-side run, and what the map sends, on a large network.
 
-Seeded store (SQLite): 2,000 shipments on the road on four long-haul lanes out of the default
-network's DCs, 200 machines, the default warehouse sensors, each reporting once per 10 s for 24 h
-(about 19 million readings), written through the store interface; an alert book with the alerts
+Seeded store (SQLite): the network of long_haul.yaml, 2,000 shipments on the road on four
+long-haul lanes out of the default network's DCs, 200 machines, the default warehouse sensors,
+each reporting once per 10 s for 24 h (about 19 million readings), written through the store interface; an alert book with the alerts
 such a day leaves open (delivery at risk for 1 in 10 shipments, cold-chain excursions for 1 in 50,
 wearing machines). Readings are generated with numpy (the simulator at 10 s would take ~15 min for
 this); the seed is kept in var/bench-dashboard/ and reused (delete it to reseed).
@@ -31,49 +31,19 @@ from alerts.evaluate import Change
 from alerts.network import Network
 from alerts.rules import Severity, load_rules
 from tower.contract import DeviceKind, Reading
-from tower.scenario import EquipmentGroup, Lane, Scenario, ShipmentWave, Site, load_scenario
+from tower.scenario import EquipmentGroup, Scenario, load_scenario
 from tower.store import Batch
 from tower.store.sqlite import SqliteStore
 from tower.timeutil import rfc3339
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_DIR = REPO / "var" / "bench-dashboard"
+SCENARIO = Path(__file__).resolve().parent / "long_haul.yaml"
 START_MS = 1_767_571_200_000  # 2026-01-05T00:00Z
 DAY_MS, EVERY_MS = 86_400_000, 10_000
 SHIPMENTS, MACHINES = 2_000, 200
 PAGES = ["overview", "map", "shipment", "warehouses", "equipment", "alerts"]
 RUNS = 3
-
-
-def scenario() -> Scenario:
-    base = load_scenario("default")
-    far = [
-        Site(id="cust-milano", name="Milano Segrate", type="customer", lat=45.48, lon=9.29),
-        Site(id="cust-madrid", name="Madrid Coslada", type="customer", lat=40.42, lon=-3.54),
-        Site(id="cust-warszawa", name="Warszawa Okęcie", type="customer", lat=52.17, lon=20.96),
-        Site(id="cust-roma", name="Roma Fiano", type="customer", lat=42.16, lon=12.59),
-    ]
-    lanes = [
-        Lane(id="rtm-mil", origin="dc-rotterdam", destination="cust-milano", via=((50.85, 6.10), (47.55, 7.60))),
-        Lane(id="ant-mad", origin="dc-antwerp", destination="cust-madrid", via=((48.85, 2.35), (44.84, -0.58))),
-        Lane(id="vnl-waw", origin="dc-venlo", destination="cust-warszawa", via=((52.37, 9.73), (52.41, 16.93))),
-        Lane(id="vnl-rom", origin="dc-venlo", destination="cust-roma", via=((48.14, 11.58), (43.77, 11.25))),
-    ]
-    cargo = ["chilled", "ambient", "frozen", "pharma"]
-    waves = [
-        ShipmentWave(id_prefix=f"LH-{lane.id}", tracker_prefix=f"lh-{lane.id}", lane=lane.id,
-                     count=SHIPMENTS // len(lanes), first_departure="0m", every="4s", slack="2h", cargo=cargo[i])
-        for i, lane in enumerate(lanes)
-    ]  # fmt: skip
-    healthy = base.equipment[0].healthy
-    groups = [
-        EquipmentGroup(id_prefix=f"bm-{site}", site=site, type="conveyor", count=MACHINES // 4, healthy=healthy)
-        for site in ("dc-rotterdam", "dc-venlo", "dc-antwerp", "port-maasvlakte")
-    ]  # fmt: skip
-    return base.model_copy(
-        update={"sites": (*base.sites, *far), "lanes": (*base.lanes, *lanes), "shipments": (),
-                "shipment_waves": tuple(waves), "equipment": tuple(groups), "faults": (), "planned_speed_kmh": 40.0}
-    )  # fmt: skip
 
 
 def _tracker_readings(device: str, plan, rng: np.random.Generator, times: np.ndarray) -> list[Reading]:
@@ -129,7 +99,7 @@ def seed(folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db*"):
         stale.unlink()
-    world = scenario()
+    world = load_scenario(SCENARIO)
     network = Network(world, START_MS)
     store = SqliteStore(folder / "tower.db")
     rng = np.random.default_rng(1)
@@ -196,7 +166,7 @@ def measure(folder: Path) -> tuple[dict[str, tuple[float, float]], int, float]:
     from streamlit.testing.v1 import AppTest
 
     os.environ.update(TOWER_STORE=f"sqlite:///{folder}/tower.db", TOWER_DATA_DIR=str(folder))
-    os.environ.update(TOWER_SCENARIO=str(folder / "scenario.json"), TOWER_SCENARIO_START=rfc3339(START_MS))
+    os.environ.update(TOWER_SCENARIO=str(SCENARIO), TOWER_SCENARIO_START=rfc3339(START_MS))
     app_file = str(REPO / "dashboards" / "app.py")
     results, deck_bytes = {}, 0
     for page in PAGES:
@@ -224,7 +194,6 @@ def main() -> None:
     logging.disable(logging.WARNING)
     folder = SEED_DIR
     facts = seed(folder)
-    (folder / "scenario.json").write_text(scenario().model_dump_json(by_alias=True))
     print(f"seeded store: {facts['readings']:,} readings ({facts['db_mb']} MB, written in {facts['seed_s']} s), "
           f"{facts['alerts']} open alerts; {SHIPMENTS:,} shipments on the road, {MACHINES} machines")  # fmt: skip
     results, deck_bytes, baseline = measure(folder)

@@ -174,9 +174,9 @@ def timeline(plan: ShipmentPlan, track: pd.DataFrame, alerts: pd.DataFrame) -> p
         here = next((s.id for s in (plan.origin, plan.destination) if s.contains((lat, lon))), None)
         if here != previous:
             if previous is not None:
-                events.append((ts, "left geofence", previous))
+                events.append((ts, "departed" if previous == plan.origin.id else "left geofence", previous))
             if here is not None:
-                events.append((ts, "entered geofence", here))
+                events.append((ts, "delivered" if here == plan.destination.id else "entered geofence", here))
         previous = here
     for alert in alerts.to_dict("records"):
         events.append((alert["opened_ms"], f"alert {alert['rule']} ({alert['severity']})", alert["detail"]))

@@ -126,8 +126,11 @@ def test_shipment_detail_replays_the_delay_rule_and_builds_the_timeline(var):
     assert (eta["eta_early_ms"] <= eta["eta_ms"]).all() and (eta["eta_ms"] <= eta["eta_late_ms"]).all()
     assert eta["eta_ms"].iloc[-1] > detail.plan.promised_ms  # what made the alert fire
     events = list(detail.timeline["event"])
-    assert events[0] == "planned departure" and "left geofence" in events and "promised delivery" in events
+    assert events[0] == "planned departure" and "departed" in events and "promised delivery" in events
     assert any(e.startswith("alert delivery-at-risk") for e in events)
+    delivered = data.shipment_detail(src, "SHP-RTM-AMS-01")
+    arrived = delivered.timeline[delivered.timeline["event"] == "delivered"]
+    assert len(arrived) == 1 and abs(arrived["ts_ms"].iloc[0] - delivered.row["arrival_ms"]) < 60_000  # 1-min means
     chilled = data.shipment_detail(src, "SHP-VNL-DUS-02")  # reefer failure 15 min after departure, for 3 h
     assert chilled.budget_min == 30 and chilled.excursion_min > 30
     assert data.shipment_detail(src, "nope") is None
@@ -184,6 +187,24 @@ def test_map_filters_and_the_selected_shipment(var):
     assert [t["shipment"] for t in layers["trails"]["data"]] == ["SHP-ANT-LIE-02"]  # few shown: trails drawn
     assert len(layers["trails"]["data"][0]["path"]) > 5
     assert len(layers["sites"]["data"]) == len(data.master(data.source()).network.sites)
+
+
+def _select(app: AppTest, layer: str, picked: dict) -> AppTest:
+    """What the browser sends back when a point of a pickable layer is clicked."""
+    app.session_state["map"] = {"selection": {"indices": {layer: [0]}, "objects": {layer: [picked]}}}
+    return app.run()
+
+
+def test_selecting_on_the_map_shows_the_shipment_or_the_site(var):
+    app = _select(_page("map"), "shipments", {"shipment": "SHP-RTM-EIN-02"})
+    assert [s.value for s in app.subheader] == ["Shipment SHP-RTM-EIN-02"]
+    assert app.dataframe[0].value["shipment"].tolist() == ["SHP-RTM-EIN-02"]
+    deck = json.loads(app.get("deck_gl_json_chart")[0].proto.json)
+    trails = next(layer for layer in deck["layers"] if layer["id"] == "trails")["data"]
+    assert "SHP-RTM-EIN-02" in [t["shipment"] for t in trails]  # its trail is drawn
+    app = _select(_page("map"), "sites", {"site": "dc-rotterdam"})
+    assert [s.value for s in app.subheader] == ["Site dc-rotterdam"]
+    assert "wh-rtm-chilled" in app.dataframe[0].value["sensor"].tolist()
 
 
 def test_shipment_page_opens_from_a_link(var):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, PlainSerializer, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from tower.timeutil import parse_duration_ms
 
@@ -19,10 +19,8 @@ def _offset_ms(value: object) -> int:
 
 
 # Field types for times written in files: "90s", "15m", "2h", "7d" (Offset may be negative: "-2d").
-# Written back as "<n>ms", so a model dumped to JSON/YAML loads again as the same file.
-_AS_TEXT = PlainSerializer(lambda ms: f"{ms}ms", return_type=str)
-Duration = Annotated[int, BeforeValidator(lambda value: parse_duration_ms(str(value))), _AS_TEXT]
-Offset = Annotated[int, BeforeValidator(_offset_ms), _AS_TEXT]
+Duration = Annotated[int, BeforeValidator(lambda value: parse_duration_ms(str(value)))]
+Offset = Annotated[int, BeforeValidator(_offset_ms)]
 
 
 class FileError(ValueError):
