@@ -2,9 +2,9 @@
 
 Seeded store (SQLite): the network of long_haul.yaml, 2,000 shipments on the road on four
 long-haul lanes out of the default network's DCs, 200 machines, the default warehouse sensors,
-each reporting once per 10 s for 24 h (about 19 million readings), written through the store interface; an alert book with the alerts
-such a day leaves open (delivery at risk for 1 in 10 shipments, cold-chain excursions for 1 in 50,
-wearing machines). Readings are generated with numpy (the simulator at 10 s would take ~15 min for
+each reporting once per 10 s for 24 h (about 19 million readings), written through the store
+interface; an alert book with the alerts such a day leaves open (delivery at risk for 1 in 10
+shipments, cold-chain excursions for 1 in 50, wearing machines). Readings are generated with numpy (the simulator at 10 s would take ~15 min for
 this); the seed is kept in var/bench-dashboard/ and reused (delete it to reseed).
 
 Each page runs under Streamlit's AppTest (the server side of a browser session): cold (caches
