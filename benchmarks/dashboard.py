@@ -5,7 +5,8 @@ long-haul lanes out of the default network's DCs, 200 machines, the default ware
 each reporting once per 10 s for 24 h (about 19 million readings), written through the store
 interface; an alert book with the alerts such a day leaves open (delivery at risk for 1 in 10
 shipments, cold-chain excursions for 1 in 50, wearing machines). Readings are generated with
-numpy (the simulator at 10 s would take ~15 min for this); the seed is kept in var/bench-dashboard/ and reused (delete it to reseed).
+numpy (the simulator at 10 s would take ~15 min for this); the seed is kept in
+var/bench-dashboard/ and reused (delete it to reseed).
 
 Each page runs under Streamlit's AppTest (the server side of a browser session): cold (caches
 cleared, as after the 5 s cache expiry) and warm. Baseline in the same run: an empty page under
