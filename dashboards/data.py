@@ -34,6 +34,23 @@ TRACK_EVERY_MS = MINUTE  # shipment detail: positions and temperatures as 1-minu
 SERIES_POINTS = 720  # charts: at most this many points per series over the chosen period
 
 
+_LIVE: list = []
+
+
+def _live(function):  # noqa: ANN001, ANN202 - a decorator
+    """Cached for REFRESH_S: the reads that change as data arrives."""
+    cached = st.cache_data(ttl=REFRESH_S)(function)
+    _LIVE.append(cached)
+    return cached
+
+
+def expire() -> None:
+    """Forget every live read (after a write, or to time a page as a refresh sees it); arrival
+    times, which never change, are kept."""
+    for cached in _LIVE:
+        cached.clear()
+
+
 @dataclass(frozen=True)
 class Source:
     """Where the dashboard reads from; every cache is keyed by it."""
@@ -96,7 +113,7 @@ def _with_ms(frame: pd.DataFrame) -> pd.DataFrame:
 # -- network level -------------------------------------------------------------------------------
 
 
-@st.cache_data(ttl=REFRESH_S)
+@_live
 def devices(src: Source) -> pd.DataFrame:
     """device_id, kind, last_ms, status, expected (should be reporting now)."""
     found = _store(src.store).devices()
@@ -110,14 +127,14 @@ def devices(src: Source) -> pd.DataFrame:
     return frame
 
 
-@st.cache_data(ttl=REFRESH_S)
+@_live
 def as_of(src: Source) -> int:
     """The newest event time in the store (the wall clock when it is empty)."""
     seen = [d.last_seen_ms for d in _store(src.store).devices() if d.last_seen_ms is not None]
     return max(seen, default=now_ms())
 
 
-@st.cache_data(ttl=REFRESH_S)
+@_live
 def alerts_frame(src: Source, since_ms: int) -> pd.DataFrame:
     """The alert book's alerts open now or opened/resolved since, without runbooks."""
     rows = _book(src.alerts_db).alerts_since(since_ms)
@@ -130,29 +147,38 @@ def alerts_frame(src: Source, since_ms: int) -> pd.DataFrame:
     return frame
 
 
-@st.cache_data(ttl=REFRESH_S)
+@_live
 def latest(src: Source, kind: DeviceKind) -> pd.DataFrame:
     return _with_ms(_store(src.store).latest(kind))
 
 
-@st.cache_data(ttl=REFRESH_S)
+@_live
 def shipment_table(src: Source) -> pd.DataFrame:
     """Every shipment of the master data with its status (dashboards/shipments.py)."""
     m = master(src)
     now = as_of(src)
     return shipments.shipment_table(m.plans, latest(src, DeviceKind.SHIPMENT), alerts_frame(src, now - 2 * DAY_MS),
                                     m.roles, m.site_names, now,
-                                    lambda tracker, plan: arrival(src, tracker, plan))  # fmt: skip
+                                    lambda tracker, last_ms: arrival(src, tracker, last_ms))  # fmt: skip
 
 
 @st.cache_data(max_entries=100_000)
-def arrival(src: Source, tracker: str, plan: ShipmentPlan) -> int | None:
-    """When an arrived shipment entered its destination's geofence; it never changes, so kept."""
-    track = _with_ms(_store(src.store).readings(tracker, ["lat", "lon"], plan.departure_ms))
-    return shipments.first_inside(plan, track) if not track.empty else None
+def arrival(src: Source, tracker: str, _last_ms: int) -> int | None:
+    """When a shipment now at its destination entered the geofence. It does not change, so it is
+    kept per tracker (`_last_ms`, its newest reading, is not part of the key). Read backwards from
+    the newest reading in widening windows: a day-long trip costs only its last hour or so."""
+    plan = master(src).plans[tracker]
+    span = HOUR
+    while True:
+        since = max(plan.departure_ms, _last_ms - span)
+        track = _with_ms(_store(src.store).readings(tracker, ["lat", "lon"], since, _last_ms + 1))
+        found = shipments.arrived_at(plan, track) if not track.empty else None
+        if found is None or since == plan.departure_ms or found > track["ts_ms"].iloc[0]:
+            return found
+        span *= 4  # inside since the window's start: it got there earlier
 
 
-@st.cache_data(ttl=REFRESH_S)
+@_live
 def overview(src: Source, period_ms: int) -> list[kpis.Kpi]:
     now = as_of(src)
     store = _store(src.store)
@@ -163,7 +189,7 @@ def overview(src: Source, period_ms: int) -> list[kpis.Kpi]:
                          now_ms(), STALE_MS)  # fmt: skip
 
 
-@st.cache_data(ttl=REFRESH_S)
+@_live
 def trail(src: Source, tracker: str, since_ms: int, until_ms: int) -> list[list[float]]:
     """[[lon, lat], ...] of a tracker, as 5-minute means."""
     frame = _store(src.store).readings(tracker, ["lat", "lon"], since_ms, until_ms, every_ms=5 * MINUTE)
@@ -198,7 +224,7 @@ class ShipmentDetail:
     budget_min: float | None  # the cold-chain rule's excursion budget
 
 
-@st.cache_data(ttl=REFRESH_S)
+@_live
 def shipment_detail(src: Source, shipment_id: str) -> ShipmentDetail | None:
     m = master(src)
     if shipment_id not in m.by_shipment:
@@ -223,14 +249,14 @@ def shipment_detail(src: Source, shipment_id: str) -> ShipmentDetail | None:
 # -- sites and equipment -------------------------------------------------------------------------
 
 
-@st.cache_data(ttl=REFRESH_S)
+@_live
 def equipment_health(src: Source) -> pd.DataFrame:
     m = master(src)
     alerts = alerts_frame(src, as_of(src) - DAY_MS)
     return health.health_table(m.machines, latest(src, DeviceKind.EQUIPMENT), alerts, m.limits, m.trend_rules)
 
 
-@st.cache_data(ttl=REFRESH_S)
+@_live
 def series(src: Source, device_id: str, fields: tuple[str, ...], period_ms: int) -> pd.DataFrame:
     """A device's readings over the period ending as of now, averaged to at most SERIES_POINTS."""
     now = as_of(src)
@@ -245,7 +271,7 @@ def projections(src: Source, machine: str, period_ms: int) -> dict[str, tuple[fl
     return {name: health.projection(frame, name, master(src).limits) for name in health.SIGNALS}
 
 
-@st.cache_data(ttl=REFRESH_S)
+@_live
 def site_sensors(src: Source, site: str) -> pd.DataFrame:
     """The site's warehouse sensors with their newest reading."""
     m = master(src)
@@ -262,7 +288,7 @@ def site_sensors(src: Source, site: str) -> pd.DataFrame:
                                        "occupancy_pct", "last_ms"])  # fmt: skip
 
 
-@st.cache_data(ttl=REFRESH_S)
+@_live
 def dock_activity(src: Source, site: str, period_ms: int) -> pd.DataFrame:
     """Dock door openings and minutes open per sensor and hour over the period (raw readings:
     an opening is an edge, which means would blur)."""
@@ -289,11 +315,11 @@ def dock_activity(src: Source, site: str, period_ms: int) -> pd.DataFrame:
 def act_on_alert(src: Source, alert_id: str, action: str, by: str, note: str) -> dict:
     """acknowledge | resolve | close, recorded with the operator's name; ValueError says why not."""
     alert = _book(src.alerts_db).act(alert_id, action, by, note, now_ms())
-    st.cache_data.clear()  # statuses, KPIs and the queue all show it at once
+    expire()  # statuses, KPIs and the queue all show it at once
     return alert
 
 
-@st.cache_data(ttl=REFRESH_S)
+@_live
 def alert_queue(src: Source, status: str) -> pd.DataFrame:
     """Alerts, most severe and oldest first (status 'open'), or newest first ('all')."""
     rows = _book(src.alerts_db).alerts(status, limit=5000)
@@ -306,7 +332,7 @@ def alert_queue(src: Source, status: str) -> pd.DataFrame:
     return frame.drop(columns=["opened_ms", "fired_ms"])
 
 
-@st.cache_data(ttl=REFRESH_S)
+@_live
 def alert_detail(src: Source, alert_id: str) -> tuple[dict, list[dict], list[dict]] | None:
     """The alert with its runbook, its audit trail and its deliveries."""
     book = _book(src.alerts_db)

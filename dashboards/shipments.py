@@ -61,13 +61,13 @@ def shipment_table(
     roles: RuleRoles,
     site_names: dict[str, str],
     now_ms: int,
-    arrival_of: Callable[[str, ShipmentPlan], int | None],
+    arrival_of: Callable[[str, int], int | None],
 ) -> pd.DataFrame:
     """One row per shipment (SHIPMENT_COLUMNS); times in epoch ms, NaN where unknown.
 
     `latest`: the trackers' newest readings (device_id, ts_ms, lat, lon, ...); `alerts`: the alert
-    book's rows (open ones and recent ones); `arrival_of(tracker, plan)`: when a shipment whose newest
-    position is inside its destination's geofence first got there.
+    book's rows (open ones and recent ones); `arrival_of(tracker, newest reading's ts_ms)`: when a
+    shipment whose newest position is inside its destination's geofence got there.
     """
     newest = {row["device_id"]: row for row in latest.to_dict("records")}
     open_alerts = alerts[alerts["status"].isin(OPEN)]
@@ -82,7 +82,7 @@ def shipment_table(
         point = (reading["lat"], reading["lon"]) if seen else plan.origin.position
         along = plan.route.distance_from(point)[1] if seen else 0.0
         arrived = seen and plan.destination.contains(point)
-        arrival = arrival_of(tracker, plan) if arrived else None
+        arrival = arrival_of(tracker, reading["ts_ms"]) if arrived else None
         rules = open_rules.get(plan.shipment_id, set())
         rows.append(
             {
@@ -131,12 +131,18 @@ def _status(plan: ShipmentPlan, now_ms: int, seen: bool, arrived: bool, rules: s
     return "on time"
 
 
-def first_inside(plan: ShipmentPlan, track: pd.DataFrame) -> int | None:
-    """The event time of the first position inside the destination's geofence (ts_ms, lat, lon)."""
-    for ts, lat, lon in track[["ts_ms", "lat", "lon"]].itertuples(index=False):
-        if not (pd.isna(lat) or pd.isna(lon)) and plan.destination.contains((lat, lon)):
-            return int(ts)
-    return None
+def arrived_at(plan: ShipmentPlan, track: pd.DataFrame) -> int | None:
+    """When a shipment that is now at its destination got there: the first position of the last
+    unbroken run inside the destination's geofence (track: ts_ms, lat, lon, oldest first). Read
+    from the newest back, so a long trip costs only its time at the destination."""
+    first = None
+    for ts, lat, lon in track[["ts_ms", "lat", "lon"]].iloc[::-1].itertuples(index=False):
+        if pd.isna(lat) or pd.isna(lon):
+            continue
+        if not plan.destination.contains((lat, lon)):
+            break
+        first = int(ts)
+    return first
 
 
 def eta_band(plan: ShipmentPlan, rule: PredictedDelayRule, network: Network, track: pd.DataFrame) -> pd.DataFrame:

@@ -191,7 +191,9 @@ class SqliteStore(Store):
 
         where, params = ("WHERE d.kind = ?", [kind.value]) if kind else ("", [])
         frame = self._frame(
-            "SELECT r.* FROM devices d JOIN readings r ON r.device_id = d.device_id AND r.ts = d.last_ts "
+            # CROSS JOIN keeps devices the outer loop: one primary-key seek per device. A plain JOIN
+            # let the planner scan every reading (27 s instead of 18 ms on 19 M readings).
+            "SELECT r.* FROM devices d CROSS JOIN readings r ON r.device_id = d.device_id AND r.ts = d.last_ts "
             f"{where} ORDER BY r.device_id",
             params,
         )
