@@ -74,7 +74,8 @@ def test_two_simulated_hours_at_3600x_take_about_two_seconds_and_land_in_the_sto
     records = [json.loads(line) for line in truth.read_text().splitlines()]
     assert {"traffic_jam", "bearing_wear", "reefer_failure"} <= {r["fault"] for r in records}
     wait_until(lambda: {d.kind for d in store.devices()} == set(DeviceKind), what="all kinds stored")
-    wait_until(lambda: len(store.readings("conv-rtm-01")) >= 115, what="two hours of a conveyor")
+    # 120 readings a minute apart; wait for all but the last so the span below is not read mid-write
+    wait_until(lambda: len(store.readings("conv-rtm-01")) >= 119, what="two hours of a conveyor")
     frame = store.readings("conv-rtm-01")
     span_ms = (frame["ts"].iloc[-1] - frame["ts"].iloc[0]).total_seconds() * 1000
     assert 7_000_000 < span_ms < 7_200_000  # two simulated hours of event time
