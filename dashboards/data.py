@@ -17,7 +17,7 @@ import streamlit as st
 
 from alerts.book import AlertBook
 from alerts.network import Network, ShipmentPlan, load_network, scenario_start_ms
-from alerts.rules import PredictedDelayRule, RuleSet, TrendRule, load_rules
+from alerts.rules import ColdChainRule, PredictedDelayRule, Rule, RuleSet, TrendRule, load_rules
 from dashboards import health, kpis, maps, shipments
 from tower.config import load_settings
 from tower.contract import DeviceKind
@@ -87,8 +87,10 @@ class Master:
     def routes(self) -> dict:
         return {lane.id: self.scenario.route(lane.id) for lane in self.scenario.lanes} if self.scenario else {}
 
-    def delay_rule(self) -> PredictedDelayRule | None:
-        return next((rule for rule in self.rules.rules if isinstance(rule, PredictedDelayRule)), None)
+    def rule_for(self, rule_type: type[Rule], tracker: str, plan: ShipmentPlan) -> Rule | None:
+        """The first rule of that type whose scope takes this shipment's tracker."""
+        return next((rule for rule in self.rules.rules if isinstance(rule, rule_type) and rule.scope.matches(
+            DeviceKind.SHIPMENT, tracker, plan.origin.id, plan.cargo)), None)  # fmt: skip
 
 
 @st.cache_resource
@@ -221,7 +223,7 @@ class ShipmentDetail:
     eta: pd.DataFrame | None  # ts_ms, eta_early_ms, eta_ms, eta_late_ms
     timeline: pd.DataFrame  # ts_ms, event, detail
     excursion_min: float
-    budget_min: float | None  # the cold-chain rule's excursion budget
+    budget_min: float | None  # the cold-chain rule's excursion budget (None: no budget, or not cold chain)
 
 
 @_live
@@ -236,14 +238,14 @@ def shipment_detail(src: Source, shipment_id: str) -> ShipmentDetail | None:
     fields = ["lat", "lon", "temp_c", "speed_kmh"]
     track = _with_ms(_store(src.store).readings(tracker, fields, plan.departure_ms - HOUR, int(end), TRACK_EVERY_MS))
     track = track.reindex(columns=["ts_ms", *fields])
-    rule = m.delay_rule()
     on_road = track[track["ts_ms"] >= plan.departure_ms]
-    eta = shipments.eta_band(plan, rule, m.network, on_road) if rule else None
+    delay = m.rule_for(PredictedDelayRule, tracker, plan)
+    eta = shipments.eta_band(plan, delay, m.network, on_road) if delay else None
     mine = alerts_frame(src, plan.departure_ms - HOUR).query("entity == @shipment_id")
-    budgets = [r.budget for r in m.rules.rules if r.id in m.roles.cold_chain and r.budget is not None]
+    cold = m.rule_for(ColdChainRule, tracker, plan)
     return ShipmentDetail(plan, row, track, eta, shipments.timeline(plan, on_road, mine),
-                          shipments.excursion_minutes(plan, on_road),
-                          min(budgets) / MINUTE if budgets and plan.cargo_range.cold_chain else None)  # fmt: skip
+                          shipments.excursion_minutes(plan, cold, on_road) if cold else 0.0,
+                          cold.budget / MINUTE if cold and cold.budget is not None else None)  # fmt: skip
 
 
 # -- sites and equipment -------------------------------------------------------------------------

@@ -104,9 +104,8 @@ def overview(shipments: pd.DataFrame, alerts: pd.DataFrame, devices: pd.DataFram
             cold_chain_compliance(shipments, alerts, roles, before - period_ms, before), "%",
             help="cold-chain shipments on the road in the period without an excursion alert"),
     ]  # fmt: skip
+    now_open, then_open = firing_at(alerts, now_ms), firing_at(alerts, before)
     for severity in ("critical", "major", "minor"):
-        now_open = firing_at(alerts, now_ms)
-        then_open = firing_at(alerts, before)
         kpis.append(Kpi(f"Open {severity}", int((now_open["severity"] == severity).sum()),
                         int((then_open["severity"] == severity).sum()), good="down",
                         help=f"{severity} alerts firing or acknowledged, not resolved"))  # fmt: skip

@@ -9,14 +9,13 @@ dashboard and the notifications never disagree.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 
 from alerts.book import OPEN
-from alerts.conditions import PredictedDelay
+from alerts.conditions import ColdChain, PredictedDelay
 from alerts.network import Network, ShipmentPlan
 from alerts.rules import ColdChainRule, PredictedDelayRule, RuleSet, Severity
 
@@ -159,15 +158,12 @@ def eta_band(plan: ShipmentPlan, rule: PredictedDelayRule, network: Network, tra
     return pd.DataFrame(rows, columns=["ts_ms", "eta_early_ms", "eta_ms", "eta_late_ms"])
 
 
-def excursion_minutes(plan: ShipmentPlan, temps: pd.DataFrame) -> float:
-    """Minutes the cargo spent outside its allowed range, from consecutive temperature readings."""
-    cargo = plan.cargo_range
-    low = -math.inf if cargo.min_c is None else cargo.min_c
-    high = math.inf if cargo.max_c is None else cargo.max_c
-    series = temps.dropna(subset=["temp_c"])
-    out = (series["temp_c"] > high) | (series["temp_c"] < low)
-    spans = series["ts_ms"].diff().shift(-1).fillna(0)
-    return float(spans[out].sum() / 60_000)
+def excursion_minutes(plan: ShipmentPlan, rule: ColdChainRule, track: pd.DataFrame) -> float:
+    """Minutes out of range so far, counted by the cold-chain rule's own model (what spends its budget)."""
+    condition = ColdChain()
+    for ts, value in track[["ts_ms", rule.field]].dropna().itertuples(index=False):
+        condition.step(rule, int(ts), {rule.field: float(value)}, None, plan)
+    return condition.out_ms / 60_000
 
 
 def timeline(plan: ShipmentPlan, track: pd.DataFrame, alerts: pd.DataFrame) -> pd.DataFrame:
