@@ -1,6 +1,7 @@
 """Run rules over history: readings from a CSV file or the store, in event-time order, through the
 same service the engine uses (an in-memory alert book, no notifications). What would have fired,
-with counts per rule and per day."""
+with counts per rule and per day. Master data is the master data store's current revision (or,
+for a simulation, the plans its TMS publishes, applied as they arrive)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import pandas as pd
 
 from alerts.book import AlertBook
 from alerts.evaluate import RuleEvaluator
-from alerts.network import Network
 from alerts.rules import RuleSet
 from alerts.service import AlertService
 from tower.contract import DeviceKind, Reading
+from tower.masterdata.model import PlanMessage
+from tower.masterdata.store import MasterDataError, MasterStore
 from tower.store import Store
 from tower.store.frames import plain_value
 from tower.timeutil import rfc3339
@@ -26,17 +28,27 @@ REQUIRED = ("ts", "device_id", "kind")
 
 def replay(
     rules: RuleSet,
-    arrivals: Iterable[tuple[int, Reading]],
-    network: Network | None = None,
+    arrivals: Iterable[tuple[int, Reading | PlanMessage]],
+    master: MasterStore | None = None,
     until_ms: int | None = None,
     book: AlertBook | None = None,
 ) -> AlertBook:
-    """Feed (arrival time, reading) pairs, in the order given, through a fresh alert service with the
-    given book (default: in memory); the arrival times are the replay's wall clock. The resulting book."""
-    service = AlertService(RuleEvaluator(rules, network), book or AlertBook(":memory:"), None, None)
+    """Feed (arrival time, reading or plan message) pairs, in the order given, through a fresh alert
+    service with the given book (default: in memory); the arrival times are the replay's wall clock.
+    Plan messages go into `master` (default: empty, in memory) as the collector applies them, and
+    the service follows its revisions. The resulting book."""
+    master = master or MasterStore(":memory:")
+    service = AlertService(RuleEvaluator(rules, master.snapshot()), book or AlertBook(":memory:"), None, None)
     next_tick = None
-    for arrived_ms, reading in arrivals:
-        service.observe(reading, arrived_ms)
+    for arrived_ms, item in arrivals:
+        if isinstance(item, PlanMessage):
+            try:
+                if master.apply(item):
+                    service.set_master(master.snapshot(), arrived_ms)
+            except MasterDataError:
+                pass  # the collector dead-letters it; the rules never see it
+            continue
+        service.observe(item, arrived_ms)
         if next_tick is None or arrived_ms >= next_tick:
             service.tick(arrived_ms)
             next_tick = arrived_ms + TICK_MS

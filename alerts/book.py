@@ -1,5 +1,7 @@
 """The alert book: every alert's lifecycle, audit trail, escalation steps, deliveries and silences,
-in SQLite (`$TOWER_DATA_DIR/alerts.db`), shared by the engine, the CLI and the dashboard.
+and where each shipment stands as the engine sees it (`tracking`: newest position, ETA band,
+minutes out of range, arrival), in SQLite (`$TOWER_DATA_DIR/alerts.db`), shared by the engine, the
+CLI, the API and the dashboard.
 
 Lifecycle: pending -> firing -> acknowledged -> resolved -> closed. One open alert (pending,
 firing or acknowledged) per (rule, entity); a change for it updates that alert, and a higher
@@ -15,15 +17,14 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
 from alerts.conditions import State
-from alerts.evaluate import Change
-from alerts.rules import Severity
+from alerts.evaluate import Change, Tracking
+from tower.domain import OPEN_STATUSES, Severity
 
-OPEN = ("pending", "firing", "acknowledged")
 ENGINE = "engine"
 
 _SCHEMA = """
@@ -32,7 +33,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     site TEXT NOT NULL, severity TEXT NOT NULL, status TEXT NOT NULL,
     opened_ms INTEGER NOT NULL, fired_ms INTEGER, raised_wall_ms INTEGER, acked_ms INTEGER, acked_by TEXT,
     resolved_ms INTEGER, resolved_wall_ms INTEGER, closed_ms INTEGER,
-    value REAL, detail TEXT NOT NULL, runbook TEXT NOT NULL
+    value REAL, detail TEXT NOT NULL, runbook TEXT NOT NULL, context TEXT NOT NULL DEFAULT '{}'
 );
 CREATE UNIQUE INDEX IF NOT EXISTS one_open_alert ON alerts (rule, entity)
     WHERE status IN ('pending', 'firing', 'acknowledged');
@@ -45,6 +46,11 @@ CREATE TABLE IF NOT EXISTS escalations (alert_id TEXT NOT NULL, step INTEGER NOT
 CREATE TABLE IF NOT EXISTS deliveries (
     alert_id TEXT NOT NULL, at_ms INTEGER NOT NULL, step INTEGER NOT NULL, recipient TEXT NOT NULL,
     service TEXT NOT NULL, attempt INTEGER NOT NULL, ok INTEGER NOT NULL, error TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tracking (
+    shipment_id TEXT PRIMARY KEY, tracker TEXT NOT NULL, last_ms INTEGER NOT NULL, lat REAL, lon REAL, temp_c REAL,
+    speed_kmh REAL, remaining_m REAL, arrived_ms INTEGER, eta_early_ms INTEGER, eta_ms INTEGER, eta_late_ms INTEGER,
+    excursion_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS silences (
     id INTEGER PRIMARY KEY, matcher TEXT NOT NULL, starts_ms INTEGER NOT NULL, ends_ms INTEGER NOT NULL,
@@ -71,6 +77,8 @@ class AlertBook:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        if "context" not in {row[1] for row in self.db.execute("PRAGMA table_info(alerts)")}:
+            self.db.execute("ALTER TABLE alerts ADD COLUMN context TEXT NOT NULL DEFAULT '{}'")  # books before 0.2
 
     def close(self) -> None:
         self.db.close()
@@ -80,7 +88,7 @@ class AlertBook:
     def apply(self, change: Change, wall_ms: int) -> Event | None:
         """Record a rule's state change; the event to announce, if any."""
         current = self._open(change.rule.id, change.entity_id)
-        severity = change.severity.name.lower()
+        severity = change.severity.label
         with self._tx():
             if change.state is State.PENDING:
                 if current is None:
@@ -98,7 +106,7 @@ class AlertBook:
                     )
                     self._transition(current["id"], change.at_ms, "firing", ENGINE, change.detail)
                     return Event(self.get(current["id"]), "firing")
-                risen = Severity[current["severity"].upper()] < change.severity
+                risen = Severity.of(current["severity"]) < change.severity
                 self.db.execute(
                     "UPDATE alerts SET severity=?, value=?, detail=? WHERE id=?",
                     (severity if risen else current["severity"], change.value, change.detail, current["id"]),
@@ -147,6 +155,16 @@ class AlertBook:
             (alert_id, at_ms, step, recipient, service, attempt, int(ok), error),
         )
 
+    def save_tracking(self, rows: list[Tracking]) -> None:
+        if rows:
+            with self._tx():
+                self.db.executemany(f"INSERT OR REPLACE INTO tracking VALUES ({', '.join('?' * 13)})",
+                                    [astuple(row) for row in rows])  # fmt: skip
+
+    def tracking(self) -> list[dict]:
+        """Every shipment the engine has seen a reading of: where it stands (see Tracking)."""
+        return self._rows("SELECT * FROM tracking")
+
     # -- people's side ----------------------------------------------------------------------------
 
     def act(self, alert_id: str, action: str, by: str, note: str, wall_ms: int) -> dict:
@@ -164,7 +182,7 @@ class AlertBook:
         return self.get(alert["id"])
 
     def resolve(self, alert_id: str, by: str, note: str, wall_ms: int) -> dict:
-        self._must(alert_id, OPEN, "resolve")
+        self._must(alert_id, OPEN_STATUSES, "resolve")
         with self._tx():
             self.db.execute(
                 "UPDATE alerts SET status='resolved', resolved_ms=?, resolved_wall_ms=? WHERE id=?",
@@ -255,13 +273,13 @@ class AlertBook:
 
     def _insert(self, change: Change, status: str, fired_ms: int | None, wall_ms: int | None) -> str:
         alert_id = hashlib.sha1(f"{change.rule.id}|{change.entity_id}|{change.at_ms}".encode()).hexdigest()[:12]
-        runbook = change.rule.runbook.model_dump(mode="json")
+        runbook = change.rule.runbook.rendered(change.context).model_dump(mode="json")
         self.db.execute(
             "INSERT INTO alerts (id, rule, entity, device, kind, site, severity, status, opened_ms, fired_ms, "
-            "raised_wall_ms, value, detail, runbook) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "raised_wall_ms, value, detail, runbook, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (alert_id, change.rule.id, change.entity_id, change.device_id, str(change.kind), change.site,
-             change.severity.name.lower(), status, change.at_ms, fired_ms, wall_ms, change.value, change.detail,
-             json.dumps(runbook)),
+             change.severity.label, status, change.at_ms, fired_ms, wall_ms, change.value, change.detail,
+             json.dumps(runbook), json.dumps(change.context)),
         )  # fmt: skip
         self._transition(alert_id, change.at_ms, status, ENGINE, change.detail)
         return alert_id
@@ -279,10 +297,10 @@ class AlertBook:
         return alert
 
     def _alerts(self, sql: str, params: tuple = ()) -> list[dict]:
-        """Alert rows with the runbook as a dict."""
+        """Alert rows with the runbook and context as dicts."""
         rows = self._rows(sql, params)
         for row in rows:
-            row["runbook"] = json.loads(row["runbook"])
+            row["runbook"], row["context"] = json.loads(row["runbook"]), json.loads(row["context"])
         return rows
 
     def _rows(self, sql: str, params: tuple = ()) -> list[dict]:

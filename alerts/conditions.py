@@ -13,9 +13,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
-from fnmatch import fnmatchcase
 
-from alerts.network import Position, ShipmentPlan
 from alerts.rules import (
     ColdChainRule,
     DriftRule,
@@ -24,11 +22,12 @@ from alerts.rules import (
     RateRule,
     RouteDeviationRule,
     Rule,
-    Severity,
     ThresholdRule,
     TrendRule,
 )
 from tower.contract import FieldValue, is_plain_number
+from tower.domain import Severity
+from tower.masterdata.view import Position, ShipmentPlan
 from tower.timeutil import rfc3339
 
 MINUTE = 60_000
@@ -67,7 +66,7 @@ class Condition:
         higher severity until the entity leaves the rule's scope."""
         if worse and self.state is not State.FIRING:
             self.state, self.since, self.run_start = State.FIRING, ts, None
-        self.severity = Severity[severity.upper()] if worse else None
+        self.severity = Severity.of(severity) if worse else None
 
     def _hold(self, ts: int, breached: bool, recovered: bool, hold: int, clear_for: int) -> None:
         if self.state is State.FIRING:
@@ -128,7 +127,7 @@ class Rate(Condition):
         firing = (rule.rise_above is not None and rise > rule.rise_above) or (
             rule.fall_above is not None and fall > rule.fall_above
         )
-        self._hold(ts, firing, not firing, 0, 0)
+        self._hold(ts, firing, not firing, rule.hold, rule.clear_for)
         self.value = rise if rule.rise_above is not None and rise >= fall else -fall
         self.detail = f"{rule.field} changed {self.value:+.3g} within {rule.window // MINUTE} min"
 
@@ -138,6 +137,7 @@ class Geofence(Condition):
     """Site membership, confirmed by two readings in a row so one GPS outlier is not a visit."""
 
     inside: str | None = None
+    inside_type: str | None = None
     candidate: str | None = None
     entered_at: int = 0
     seen: bool = False
@@ -146,28 +146,30 @@ class Geofence(Condition):
         if where is None:
             return
         if where.site != self.inside and where.site == self.candidate:
-            before, self.inside, self.entered_at = self.inside, where.site, ts
+            before = (self.inside, self.inside_type)
+            self.inside, self.inside_type, self.entered_at = where.site, where.site_type, ts
             if self.seen:
-                self._crossed(rule, ts, before, where.site)
+                self._crossed(rule, ts, before, where, plan)
         elif self.state is State.FIRING and rule.event != "dwell":
             self.state, self.since = State.NORMAL, ts  # arrive / depart are momentary events
         self.candidate, self.seen = where.site, True
         if rule.event == "dwell":
-            matching = self.inside is not None and _site_matches(rule, self.inside)
+            matching = self.inside is not None and _watched(rule, self.inside, self.inside_type, plan)
             dwelt = ts - self.entered_at
             self._hold(ts, matching and dwelt > rule.dwell_over, not matching, 0, 0)
             if matching:
                 self.value, self.detail = dwelt / MINUTE, f"at {self.inside} for {dwelt // MINUTE} min"
 
-    def _crossed(self, rule: GeofenceRule, ts: int, left: str | None, entered: str | None) -> None:
-        site = entered if rule.event == "arrive" else left
-        if rule.event != "dwell" and site is not None and _site_matches(rule, site):
+    def _crossed(self, rule: GeofenceRule, ts: int, left: tuple[str | None, str | None], entered: Position,
+                 plan: ShipmentPlan | None) -> None:  # fmt: skip
+        site, site_type = (entered.site, entered.site_type) if rule.event == "arrive" else left
+        if rule.event != "dwell" and site is not None and _watched(rule, site, site_type, plan):
             self.state, self.since = State.FIRING, ts
             self.detail = f"{'arrived at' if rule.event == 'arrive' else 'departed from'} {site}"
 
 
-def _site_matches(rule: GeofenceRule, site: str) -> bool:
-    return fnmatchcase(site, rule.sites)
+def _watched(rule: GeofenceRule, site: str, site_type: str | None, plan: ShipmentPlan | None) -> bool:
+    return rule.watches(site, site_type, plan.origin.id if plan else None, plan.destination.id if plan else None)
 
 
 @dataclass(slots=True)
@@ -247,8 +249,7 @@ class ColdChain(Condition):
 
     def step(self, rule: ColdChainRule, ts, fields, where, plan) -> None:
         value = fields.get(rule.field)
-        low = rule.min_c if rule.min_c is not None else (plan.cargo_range.min_c if plan else None)
-        high = rule.max_c if rule.max_c is not None else (plan.cargo_range.max_c if plan else None)
+        low, high = rule.min_c, rule.max_c  # the entity's range (rules.for_entity)
         if not is_plain_number(value) or (low is None and high is None):
             return
         out = (high is not None and value > high) or (low is not None and value < low)

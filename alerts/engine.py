@@ -23,7 +23,6 @@ import paho.mqtt.client as mqtt
 
 from alerts.book import AlertBook
 from alerts.evaluate import RuleEvaluator
-from alerts.network import load_network, scenario_start_ms
 from alerts.notify import Deliverer
 from alerts.oncall import load_oncall
 from alerts.rules import load_rules
@@ -31,6 +30,8 @@ from alerts.service import AlertService
 from ingest.decode import Decoder
 from tower.config import Settings
 from tower.contract import OWNTRACKS_ROOT, TOPIC_ROOT
+from tower.masterdata.live import LiveMaster
+from tower.masterdata.store import MasterStore
 from tower.mqtt import connect, make_client
 from tower.process import stop_event, tune_gc_for_streaming
 from tower.timeutil import now_ms
@@ -45,16 +46,13 @@ def alert_topic(alert_id: str) -> str:
 
 
 def build_evaluator(settings: Settings) -> tuple[RuleEvaluator, str]:
-    """The evaluator for the configured rules and master data, and a fingerprint of both."""
+    """The evaluator for the configured rules, and their fingerprint (master data comes later, live)."""
     rules = load_rules(settings.alert_rules)
-    start = scenario_start_ms(settings.scenario_start)
-    network = load_network(settings.scenario, start)
-    fingerprint = hashlib.sha1(f"{rules.model_dump_json()}|{settings.scenario}|{start}".encode()).hexdigest()
-    return RuleEvaluator(rules, network), fingerprint
+    return RuleEvaluator(rules), hashlib.sha1(rules.model_dump_json().encode()).hexdigest()
 
 
 def restore(path: Path, fresh: RuleEvaluator, fingerprint: str) -> RuleEvaluator:
-    """The snapshot's evaluator if it was taken with the same rules and master data."""
+    """The snapshot's evaluator if it was taken with the same rules (master data is set after)."""
     try:
         with path.open("rb") as handle:
             saved_fingerprint, evaluator = pickle.load(handle)
@@ -64,7 +62,7 @@ def restore(path: Path, fresh: RuleEvaluator, fingerprint: str) -> RuleEvaluator
         log.warning("rule state snapshot %s unreadable (%s); starting fresh", path, problem)
         return fresh
     if saved_fingerprint != fingerprint:
-        log.info("rules or master data changed since the snapshot; starting the rule state fresh")
+        log.info("rules changed since the snapshot; starting the rule state fresh")
         return fresh
     log.info("rule state restored from %s (watermark %d)", path, evaluator.watermark_ms)
     return evaluator
@@ -85,6 +83,7 @@ class Engine:
         fresh, self.fingerprint = build_evaluator(settings)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.evaluator = restore(settings.alerts_state, fresh, self.fingerprint)
+        self.master = LiveMaster(MasterStore(settings.master_db), settings.network)
         self.book = AlertBook(settings.alerts_db)
         oncall = load_oncall(settings.oncall) if settings.oncall else None
         self.deliverer = Deliverer(settings.alerts_db) if oncall else None
@@ -101,6 +100,7 @@ class Engine:
         self.client.on_subscribe = self._on_subscribe
 
     def run(self, stop: threading.Event) -> None:
+        self.service.set_master(self.master.current(), now_ms())
         connect(self.client, self.address, self._properties, persistent=True, retry=True)
         self.client.loop_start()
         last_tick = last_snapshot = time.monotonic()
@@ -115,6 +115,10 @@ class Engine:
                 now = time.monotonic()
                 if now - last_tick >= _TICK_S:
                     last_tick = now
+                    master = self.master.current()
+                    if master.revision != self.evaluator.master.revision:
+                        self.service.set_master(master, now_ms())
+                        log.info("master data revision %d: %d shipments", master.revision, len(master.shipments))
                     self.service.tick(now_ms())
                 if now - last_snapshot >= self.settings.alerts_snapshot_s:
                     last_snapshot = now
@@ -128,6 +132,7 @@ class Engine:
             if self.deliverer:
                 self.deliverer.stop()
             self.book.close()
+            self.master.store.close()
             log.info("alert engine stopped; rule state saved to %s", self.settings.alerts_state)
 
     def _handle(self, item: tuple) -> None:
@@ -180,7 +185,7 @@ def run(settings: Settings) -> int:
     stop = stop_event()
     rules = len(engine.evaluator.rules)
     oncall = settings.oncall or "none (alerts announced on MQTT only)"
-    log.info("alert engine: %d rules, master data %s, on-call %s, alerts in %s", rules, settings.scenario or "none",
-             oncall, settings.alerts_db)  # fmt: skip
+    log.info("alert engine: %d rules, master data %s (network file %s), on-call %s, alerts in %s", rules,
+             settings.master_db, settings.network or "none", oncall, settings.alerts_db)  # fmt: skip
     engine.run(stop)
     return 0

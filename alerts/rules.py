@@ -7,7 +7,7 @@ alerts/RULES.md; the default set is alerts/rules/default.yaml.
 
 from __future__ import annotations
 
-from enum import IntEnum
+import string
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
@@ -15,6 +15,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tower.contract import DeviceKind, FieldValue
+from tower.domain import Severity, SeverityName
+from tower.masterdata.model import Range, SiteType
 from tower.scenario import FaultType
 from tower.yamlfile import Duration, FileError, Located, load_model
 
@@ -25,38 +27,51 @@ class RulesError(FileError):
     """A rule file that cannot be used; the message names file, line and problem."""
 
 
-class Severity(IntEnum):
-    INFO = 1
-    MINOR = 2
-    MAJOR = 3
-    CRITICAL = 4
-
-
-SeverityName = Literal["info", "minor", "major", "critical"]
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Runbook(_Model):
+    """Who responds, how fast, and what to do. Steps may name master data in braces, filled in when
+    the alert is raised: {shipment}, {device}, {order}, {customer}, {cargo}, {origin}, {destination},
+    {site}, {position}, {nearest_site}, {nearest_cold_store} (see alerts/RULES.md)."""
+
     owner: str = Field(description="the role that responds, e.g. 'cold-chain desk'")
     respond_within: Duration = Field(description="response deadline after the alert fires")
     steps: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> Runbook:
+        for step in self.steps:
+            for _, name, _, _ in string.Formatter().parse(step):
+                if name is not None and name not in RUNBOOK_PLACEHOLDERS:
+                    raise ValueError(f"runbook step names {{{name}}}; use {', '.join(RUNBOOK_PLACEHOLDERS)}")
+        return self
+
+    def rendered(self, context: dict[str, str]) -> Runbook:
+        """The steps with master data filled in; what is not known reads 'unknown'."""
+        filled = {name: context.get(name) or f"unknown {name.replace('_', ' ')}" for name in RUNBOOK_PLACEHOLDERS}
+        return self.model_copy(update={"steps": tuple(step.format_map(filled) for step in self.steps)})
+
+
+RUNBOOK_PLACEHOLDERS = ("shipment", "device", "order", "customer", "cargo", "origin", "destination", "site",
+                        "position", "nearest_site", "nearest_cold_store")  # fmt: skip
 
 
 class Scope(_Model):
     kind: DeviceKind | None = None
     device: str = Field("*", description="device id pattern (fnmatch), e.g. conv-*")
     site: str = Field("*", description="site id pattern of the device (shipments: their origin)")
+    site_types: tuple[SiteType, ...] = Field((), description="only devices at sites of these types (default: any)")
     cargo: tuple[str, ...] = Field((), description="shipments only: these cargo types (default: any)")
     when: dict[str, FieldValue] = Field({}, description="only readings with these field values, e.g. state: running")
 
-    def matches(self, kind: DeviceKind, device_id: str, site: str = "", cargo: str = "") -> bool:
+    def matches(self, kind: DeviceKind, device_id: str, site: str = "", cargo: str = "", site_type: str = "") -> bool:
         return (
             (self.kind is None or self.kind == kind)
             and fnmatchcase(device_id, self.device)
             and (self.site == "*" or fnmatchcase(site, self.site))
+            and (not self.site_types or site_type in self.site_types)
             and (not self.cargo or cargo in self.cargo)
         )
 
@@ -73,7 +88,7 @@ class _Rule(_Model):
 
     @property
     def level(self) -> Severity:
-        return Severity[self.severity.upper()]
+        return Severity.of(self.severity)
 
     judged_against_plan: ClassVar[bool] = False  # route, ETA and cargo-range rules: the shipment's plan
 
@@ -83,27 +98,50 @@ class _Rule(_Model):
         return self.judged_against_plan or self.scope.kind == DeviceKind.SHIPMENT
 
 
+class RelativeLimit(_Model):
+    """A limit relative to the entity's own range of the rule's field: a cargo type's allowed range
+    (shipments), a room's (warehouse sensors), a machine's healthy range. `{of: max, plus: 10}` is
+    10 above the range's top; `{of: width, times: 0.3}` is 30 % of its width. An entity without
+    that range is out of the rule's scope."""
+
+    of: Literal["min", "max", "setpoint", "width"]
+    times: float = 1.0
+    plus: float = 0.0
+
+    def on(self, bounds: Range | None) -> float | None:
+        if bounds is None:
+            return None
+        if self.of == "width":
+            base = bounds.max - bounds.min if bounds.min is not None and bounds.max is not None else None
+        else:
+            base = getattr(bounds, self.of)
+        return None if base is None else base * self.times + self.plus
+
+
+Limit = float | RelativeLimit
+
+
 class ThresholdRule(_Rule):
     """Fires when `field` stays beyond a limit for `for`; clears when it stays back past the clear
     level for `clear_for` (hysteresis: the clear level is inside the limit, so noise does not flap)."""
 
     type: Literal["threshold"]
     field: str
-    above: float | None = None
-    below: float | None = None
+    above: Limit | None = None
+    below: Limit | None = None
     equals: FieldValue | None = Field(None, description="for flags and states: door_open: true, state: fault")
     hold: Duration = Field(0, alias="for")
-    clear_above: float | None = Field(None, description="with `below`: back to normal above this")
-    clear_below: float | None = Field(None, description="with `above`: back to normal below this")
+    clear_above: Limit | None = Field(None, description="with `below`: back to normal above this")
+    clear_below: Limit | None = Field(None, description="with `above`: back to normal below this")
     clear_for: Duration = 0
 
     @model_validator(mode="after")
     def _limits(self) -> ThresholdRule:
         if sum(limit is not None for limit in (self.above, self.below, self.equals)) != 1:
             raise ValueError("a threshold rule needs exactly one of above / below / equals")
-        if self.above is not None and self.clear_below is not None and self.clear_below > self.above:
+        if _numbers(self.above, self.clear_below) and self.clear_below > self.above:
             raise ValueError("clear_below must not be above `above` (that would flap)")
-        if self.below is not None and self.clear_above is not None and self.clear_above < self.below:
+        if _numbers(self.below, self.clear_above) and self.clear_above < self.below:
             raise ValueError("clear_above must not be below `below` (that would flap)")
         return self
 
@@ -122,13 +160,16 @@ class ThresholdRule(_Rule):
 
 class RateRule(_Rule):
     """Fires when `field` changes by more than `rise_above` (or falls by more than `fall_above`)
-    within `window`; clears when the change over the window is back inside the limit."""
+    within `window` for `for`; clears when the change over the window has been back inside the
+    limit for `clear_for`."""
 
     type: Literal["rate_of_change"]
     field: str
     window: Duration
-    rise_above: float | None = None
-    fall_above: float | None = None
+    rise_above: Limit | None = None
+    fall_above: Limit | None = None
+    hold: Duration = Field(0, alias="for")
+    clear_for: Duration = 0
 
     @model_validator(mode="after")
     def _limits(self) -> RateRule:
@@ -147,12 +188,22 @@ class MissingDataRule(_Rule):
 
 class GeofenceRule(_Rule):
     """A shipment's tracker arriving at or departing from a site, or dwelling there longer than
-    `dwell_over`. Arrive and depart are events: firing on the crossing reading, normal on the next."""
+    `dwell_over`. Arrive and depart are events: firing on the crossing reading, normal on the next.
+    Which sites: `at` its origin, its destination or any site, of `site_types`, matching `sites`."""
 
     type: Literal["geofence"]
     event: Literal["arrive", "depart", "dwell"]
-    sites: str = Field("*", description="site id pattern, e.g. cust-*")
+    at: Literal["any", "origin", "destination"] = "any"
+    site_types: tuple[SiteType, ...] = Field((), description="only sites of these types (default: any)")
+    sites: str = Field("*", description="site id pattern")
     dwell_over: Duration | None = None
+
+    def watches(self, site: str, site_type: str | None, origin: str | None, destination: str | None) -> bool:
+        return (
+            (self.at == "any" or site == (origin if self.at == "origin" else destination))
+            and (not self.site_types or site_type in self.site_types)
+            and fnmatchcase(site, self.sites)
+        )
 
     @model_validator(mode="after")
     def _dwell(self) -> GeofenceRule:
@@ -240,7 +291,7 @@ class TrendRule(_Rule):
 
     type: Literal["trend"]
     field: str
-    limit: float
+    limit: Limit
     direction: Literal["up", "down"] = "up"
     window: Duration
     horizon: Duration
@@ -271,3 +322,35 @@ def load_rules(path: str | Path) -> RuleSet:
     """'default' or a path; RulesError('file:line: problem') for anything wrong with the file."""
     path = DEFAULT_RULES if str(path) == "default" else Path(path)
     return load_model(path, RuleSet, "rule file", RulesError)
+
+
+_LIMITS: dict[type, tuple[str, ...]] = {
+    ThresholdRule: ("above", "below", "clear_above", "clear_below"),
+    RateRule: ("rise_above", "fall_above"),
+    TrendRule: ("limit",),
+}
+
+
+def for_entity(rule: Rule, ranges: dict[str, Range]) -> Rule | None:
+    """The rule as it judges one entity: relative limits made numbers from the entity's range of the
+    rule's field, a cold-chain rule given the entity's allowed range. None: the entity has no such
+    range, so the rule cannot judge it."""
+    bounds = ranges.get(getattr(rule, "field", ""))
+    if isinstance(rule, ColdChainRule):
+        if rule.min_c is not None or rule.max_c is not None:
+            return rule
+        if bounds is None or not bounds.bounded:
+            return None
+        return rule.model_copy(update={"min_c": bounds.min, "max_c": bounds.max})
+    updates = {}
+    for name in _LIMITS.get(type(rule), ()):
+        limit = getattr(rule, name)
+        if isinstance(limit, RelativeLimit):
+            updates[name] = limit.on(bounds)
+            if updates[name] is None:
+                return None
+    return rule.model_copy(update=updates) if updates else rule
+
+
+def _numbers(*values: Limit | None) -> bool:
+    return all(isinstance(value, int | float) for value in values)

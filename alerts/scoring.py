@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 from alerts.backtest import replay
 from alerts.book import AlertBook
-from alerts.network import Network
 from alerts.rules import PredictedDelayRule, RuleSet
-from simulators.backfill import decoded
+from simulators.backfill import arrivals
 from simulators.engine import Simulation
+from tower.masterdata.store import MasterStore
 from tower.scenario import FaultType, Scenario
 from tower.timeutil import parse_moment_ms
 
@@ -76,8 +76,9 @@ class Report:
 
 def simulate_alerts(simulation: Simulation, rules: RuleSet) -> AlertBook:
     """Every message of the run through decode and the alert service, in publish order."""
-    arrivals = ((publish_ms, reading) for publish_ms, batch in decoded(simulation) for reading in batch.readings)
-    return replay(rules, arrivals, Network(simulation.scenario, simulation.start_ms), simulation.end_ms)
+    master = MasterStore(":memory:")
+    master.set_network(simulation.scenario.network(), f"scenario {simulation.scenario.name}")
+    return replay(rules, arrivals(simulation), master, simulation.end_ms)
 
 
 def score(simulation: Simulation, rules: RuleSet, book: AlertBook, seconds: float = 0.0) -> Report:
@@ -139,7 +140,7 @@ def _late_shipments(simulation: Simulation, rules: RuleSet, alerts: list[dict]) 
     delay_rules = {rule.id for rule in rules.rules if isinstance(rule, PredictedDelayRule)}
     late = early = 0
     for trip in simulation.trips.values():
-        promised = trip.departure_ms - trip.shipment.departure + trip.shipment.promised
+        promised = trip.shipment.promised
         if trip.arrival_ms is not None and trip.arrival_ms <= promised:
             continue
         if promised > simulation.end_ms:

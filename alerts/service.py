@@ -16,6 +16,7 @@ from alerts.evaluate import Change, RuleEvaluator
 from alerts.notify import RESOLVED_STEP, Deliverer, Notice, compose
 from alerts.oncall import OnCall, due_steps
 from tower.contract import Reading
+from tower.masterdata.view import MasterData
 
 log = logging.getLogger("tower.alerts")
 
@@ -37,6 +38,10 @@ class AlertService:
     def observe(self, reading: Reading, wall_ms: int) -> None:
         self._record(self.evaluator.observe(reading), wall_ms)
 
+    def set_master(self, master: MasterData, wall_ms: int) -> None:
+        """A new revision of master data: alerts of entities that ended (cancelled, moved on) resolve."""
+        self._record(self.evaluator.set_master(master), wall_ms)
+
     def acknowledge(self, alert_id: str, by: str, note: str, wall_ms: int) -> dict:
         alert = self.book.acknowledge(alert_id, by, note, wall_ms)
         self.announce(alert)
@@ -44,6 +49,7 @@ class AlertService:
 
     def tick(self, wall_ms: int) -> None:
         self._record(self.evaluator.advance(self.evaluator.watermark_ms), wall_ms)
+        self.book.save_tracking(self.evaluator.tracking_changes())
         for alert in self.book.unacknowledged():
             self._escalate(alert, wall_ms)
         self.book.close_resolved(wall_ms - self.close_after_ms, wall_ms)

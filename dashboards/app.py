@@ -19,5 +19,6 @@ PAGES = [
 ]
 navigation = st.navigation(PAGES)
 ui.period_picker()
-st.sidebar.caption(f"As of {rfc3339(data.as_of(data.source()))[:16].replace('T', ' ')} UTC (newest event time)")
-navigation.run()
+with ui.errors_shown_briefly("The page"):
+    st.sidebar.caption(f"As of {rfc3339(data.as_of(data.source()))[:16].replace('T', ' ')} UTC (newest event time)")
+    navigation.run()

@@ -10,25 +10,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import pandas as pd
 import pydeck as pdk
 import streamlit as st
 
 from alerts.book import AlertBook
-from alerts.network import Network, ShipmentPlan, load_network, scenario_start_ms
 from alerts.rules import ColdChainRule, PredictedDelayRule, Rule, RuleSet, TrendRule, load_rules
 from dashboards import health, kpis, maps, shipments
 from tower.config import load_settings
 from tower.contract import DeviceKind
-from tower.scenario import EquipmentGroup, Scenario, load_scenario
+from tower.domain import ON_THE_ROAD
+from tower.masterdata.live import LiveMaster
+from tower.masterdata.model import Equipment
+from tower.masterdata.store import MasterStore
+from tower.masterdata.view import MasterData, ShipmentPlan
 from tower.store import Store, open_store
 from tower.timeutil import now_ms
 
-SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2, "info": 3}
 REFRESH_S = 5
 MINUTE, HOUR, DAY_MS = 60_000, 3_600_000, 86_400_000
-STALE_MS = 10 * MINUTE  # a device expected to report and silent this long is offline
+OFFLINE_AFTER_MS = 10 * MINUTE  # a device expected to report and silent this long is offline (tower.domain)
 MAX_TRAILS = 25  # the map draws travelled trails for at most this many shipments at once
 TRACK_EVERY_MS = MINUTE  # shipment detail: positions and temperatures as 1-minute means
 SERIES_POINTS = 720  # charts: at most this many points per series over the chosen period
@@ -45,8 +48,7 @@ def _live(function):  # noqa: ANN001, ANN202 - a decorator
 
 
 def expire() -> None:
-    """Forget every live read (after a write, or to time a page as a refresh sees it); arrival
-    times, which never change, are kept."""
+    """Forget every live read (after a write, or to time a page as a refresh sees it)."""
     for cached in _LIVE:
         cached.clear()
 
@@ -57,45 +59,57 @@ class Source:
 
     store: str
     alerts_db: str
-    scenario: str | None
-    scenario_start: str | None
+    master_db: str
+    network: str | None
     rules: str
 
 
 def source() -> Source:
     settings = load_settings()
-    return Source(settings.store, str(settings.alerts_db), settings.scenario, settings.scenario_start,
-                  settings.alert_rules)  # fmt: skip
+    return Source(settings.store, str(settings.alerts_db), str(settings.master_db),
+                  str(settings.network) if settings.network else None, settings.alert_rules)  # fmt: skip
 
 
 class Master:
-    """Master data (scenario, network, rules) and what the pages derive from it, loaded once."""
+    """One revision of master data with the rules, and what the pages derive from them."""
 
-    def __init__(self, src: Source) -> None:
-        self.scenario: Scenario | None = load_scenario(src.scenario) if src.scenario else None
-        self.network: Network = load_network(src.scenario, scenario_start_ms(src.scenario_start))
-        self.rules: RuleSet = load_rules(src.rules)
-        self.roles = shipments.RuleRoles.of(self.rules)
-        self.limits = health.Limits.of(self.rules)
-        self.trend_rules = frozenset(rule.id for rule in self.rules.rules if isinstance(rule, TrendRule))
-        self.plans: dict[str, ShipmentPlan] = self.network.plans()
-        self.by_shipment = {plan.shipment_id: (tracker, plan) for tracker, plan in self.plans.items()}
-        self.site_names = {site.id: site.name for site in self.network.sites}
-        self.machines: dict[str, EquipmentGroup] = dict(self.scenario.all_equipment()) if self.scenario else {}
+    def __init__(self, data: MasterData, rules: RuleSet) -> None:
+        self.data = data
+        self.rules = rules
+        self.roles = shipments.RuleRoles.of(rules)
+        self.limits = health.Limits.of(rules)
+        self.trend_rules = frozenset(rule.id for rule in rules.rules if isinstance(rule, TrendRule))
+        self.plans: dict[str, ShipmentPlan] = data.plans
+        self.site_names = {site.id: site.name for site in data.network.sites}
+        self.machines: dict[str, Equipment] = data.machines
 
     @cached_property
     def routes(self) -> dict:
-        return {lane.id: self.scenario.route(lane.id) for lane in self.scenario.lanes} if self.scenario else {}
+        """Planned routes to draw: every lane's, and the explicit route of any shipment without a lane."""
+        routes = {lane.id: self.data.network.lane_route(lane.id) for lane in self.data.network.lanes}
+        routes |= {plan.lane: plan.route for plan in self.plans.values() if plan.lane not in routes}
+        return routes
 
-    def rule_for(self, rule_type: type[Rule], tracker: str, plan: ShipmentPlan) -> Rule | None:
+    def rule_for(self, rule_type: type[Rule], plan: ShipmentPlan) -> Rule | None:
         """The first rule of that type whose scope takes this shipment's tracker."""
         return next((rule for rule in self.rules.rules if isinstance(rule, rule_type) and rule.scope.matches(
-            DeviceKind.SHIPMENT, tracker, plan.origin.id, plan.cargo)), None)  # fmt: skip
+            DeviceKind.SHIPMENT, plan.tracker, plan.origin.id, plan.cargo, plan.origin.type)), None)  # fmt: skip
 
 
 @st.cache_resource
+def _live_master(master_db: str, network: str | None) -> LiveMaster:
+    return LiveMaster(MasterStore(master_db), Path(network) if network else None)
+
+
+@st.cache_resource(max_entries=2)
+def _master(src: Source, revision: int, _data: MasterData) -> Master:
+    return Master(_data, load_rules(src.rules))
+
+
 def master(src: Source) -> Master:
-    return Master(src)
+    """The current revision of master data (a new shipment shows within a refresh, no restart)."""
+    data = _live_master(src.master_db, src.network).current()
+    return _master(src, data.revision, data)
 
 
 @st.cache_resource
@@ -106,6 +120,10 @@ def _store(url: str) -> Store:
 @st.cache_resource
 def _book(path: str) -> AlertBook:
     return AlertBook(path)
+
+
+TRACKING_COLUMNS = ["shipment_id", "tracker", "last_ms", "lat", "lon", "temp_c", "speed_kmh", "remaining_m",
+                    "arrived_ms", "eta_early_ms", "eta_ms", "eta_late_ms", "excursion_ms"]  # fmt: skip
 
 
 def _with_ms(frame: pd.DataFrame) -> pd.DataFrame:
@@ -124,8 +142,11 @@ def devices(src: Source) -> pd.DataFrame:
         columns=["device_id", "kind", "last_ms", "status"],
     )
     table = shipment_table(src)
-    on_road = set(table.loc[table["status"].isin(shipments.ON_THE_ROAD), "tracker"])
-    frame["expected"] = (frame["kind"] != DeviceKind.SHIPMENT.value) | frame["device_id"].isin(on_road)
+    on_road = set(table.loc[table["status"].isin(ON_THE_ROAD), "tracker"])
+    tracked = {plan.tracker for plan in master(src).plans.values()}
+    # a tracker is expected to report while its shipment is on the road; one with no plan at all, always
+    frame["expected"] = (frame["kind"] != DeviceKind.SHIPMENT.value) | frame["device_id"].isin(on_road) | ~frame[
+        "device_id"].isin(tracked)  # fmt: skip
     return frame
 
 
@@ -155,29 +176,23 @@ def latest(src: Source, kind: DeviceKind) -> pd.DataFrame:
 
 
 @_live
+def tracking(src: Source) -> pd.DataFrame:
+    """The engine's tracking of every shipment it has seen (alerts.evaluate.Tracking)."""
+    return pd.DataFrame(_book(src.alerts_db).tracking(), columns=TRACKING_COLUMNS)
+
+
+@_live
 def shipment_table(src: Source) -> pd.DataFrame:
     """Every shipment of the master data with its status (dashboards/shipments.py)."""
     m = master(src)
     now = as_of(src)
-    return shipments.shipment_table(m.plans, latest(src, DeviceKind.SHIPMENT), alerts_frame(src, now - 2 * DAY_MS),
-                                    m.roles, m.site_names, now,
-                                    lambda tracker, last_ms: arrival(src, tracker, last_ms))  # fmt: skip
+    return shipments.shipment_table(m.plans, tracking(src), alerts_frame(src, now - 2 * DAY_MS), m.roles, now)
 
 
-@st.cache_data(max_entries=100_000)
-def arrival(src: Source, tracker: str, _last_ms: int) -> int | None:
-    """When a shipment now at its destination entered the geofence. It does not change, so it is
-    kept per tracker (`_last_ms`, its newest reading, is not part of the key). Read backwards from
-    the newest reading in widening windows: a day-long trip costs only its last hour or so."""
-    plan = master(src).plans[tracker]
-    span = HOUR
-    while True:
-        since = max(plan.departure_ms, _last_ms - span)
-        track = _with_ms(_store(src.store).readings(tracker, ["lat", "lon"], since, _last_ms + 1))
-        found = shipments.arrived_at(plan, track) if not track.empty else None
-        if found is None or since == plan.departure_ms or found > track["ts_ms"].iloc[0]:
-            return found
-        span *= 4  # inside since the window's start: it got there earlier
+@_live
+def unplanned_trackers(src: Source) -> pd.DataFrame:
+    """Trackers reporting with no shipment planned for them: still on the map, at their newest position."""
+    return shipments.unplanned_trackers(latest(src, DeviceKind.SHIPMENT), master(src).data)
 
 
 @_live
@@ -188,7 +203,7 @@ def overview(src: Source, period_ms: int) -> list[kpis.Kpi]:
               store.reading_count(now - 2 * kpis.RATE_WINDOW_MS, now - kpis.RATE_WINDOW_MS))  # fmt: skip
     alerts = alerts_frame(src, now - 2 * period_ms)
     return kpis.overview(shipment_table(src), alerts, devices(src), master(src).roles, counts, now, period_ms,
-                         now_ms(), STALE_MS)  # fmt: skip
+                         now_ms(), OFFLINE_AFTER_MS)  # fmt: skip
 
 
 @_live
@@ -205,11 +220,11 @@ def network_map(src: Source, shown: pd.DataFrame, trails_for: list[str]) -> pdk.
     now = as_of(src)
     paths = {}
     for shipment_id in trails_for[:MAX_TRAILS]:
-        tracker, plan = m.by_shipment[shipment_id]
-        paths[shipment_id] = trail(src, tracker, plan.departure_ms, now + 1)
+        plan = m.plans[shipment_id]
+        paths[shipment_id] = trail(src, plan.tracker, plan.departure_ms, now + 1)
     machines = equipment_health(src)
     site_health = machines.groupby("site").agg(machines=("equipment", "size"), health=("health", "min")).reset_index()
-    return maps.deck(shown, m.routes, m.network.sites, site_health, paths)
+    return maps.deck(shown, m.routes, m.data.network.sites, site_health, paths, unplanned_trackers(src))
 
 
 # -- one shipment ----------------------------------------------------------------------------------
@@ -222,29 +237,32 @@ class ShipmentDetail:
     track: pd.DataFrame  # ts_ms, lat, lon, temp_c, speed_kmh: 1-minute means from departure
     eta: pd.DataFrame | None  # ts_ms, eta_early_ms, eta_ms, eta_late_ms
     timeline: pd.DataFrame  # ts_ms, event, detail
-    excursion_min: float
+    excursion_min: float  # the cold-chain rule's own count, as the engine tracks it (frozen at delivery)
     budget_min: float | None  # the cold-chain rule's excursion budget (None: no budget, or not cold chain)
 
 
 @_live
 def shipment_detail(src: Source, shipment_id: str) -> ShipmentDetail | None:
     m = master(src)
-    if shipment_id not in m.by_shipment:
+    plan = m.plans.get(shipment_id)
+    if plan is None:
         return None
-    tracker, plan = m.by_shipment[shipment_id]
     table = shipment_table(src)
     row = table[table["shipment"] == shipment_id].iloc[0].to_dict()
     end = row["arrival_ms"] + 30 * MINUTE if pd.notna(row["arrival_ms"]) else as_of(src) + 1
     fields = ["lat", "lon", "temp_c", "speed_kmh"]
-    track = _with_ms(_store(src.store).readings(tracker, fields, plan.departure_ms - HOUR, int(end), TRACK_EVERY_MS))
+    track = _with_ms(_store(src.store).readings(plan.tracker, fields, plan.departure_ms - HOUR, int(end),
+                                                TRACK_EVERY_MS))  # fmt: skip
     track = track.reindex(columns=["ts_ms", *fields])
-    on_road = track[track["ts_ms"] >= plan.departure_ms]
-    delay = m.rule_for(PredictedDelayRule, tracker, plan)
-    eta = shipments.eta_band(plan, delay, m.network, on_road) if delay else None
+    on_road = track[(track["ts_ms"] >= plan.departure_ms)]
+    if pd.notna(row["arrival_ms"]):
+        on_road = on_road[on_road["ts_ms"] <= row["arrival_ms"]]  # the ETA stops at delivery
+    delay = m.rule_for(PredictedDelayRule, plan)
+    eta = shipments.eta_band(plan, delay, m.data, on_road) if delay else None
     mine = alerts_frame(src, plan.departure_ms - HOUR).query("entity == @shipment_id")
-    cold = m.rule_for(ColdChainRule, tracker, plan)
-    return ShipmentDetail(plan, row, track, eta, shipments.timeline(plan, on_road, mine),
-                          shipments.excursion_minutes(plan, cold, on_road) if cold else 0.0,
+    cold = m.rule_for(ColdChainRule, plan) if plan.cargo_type.controlled else None
+    return ShipmentDetail(plan, row, track, eta, shipments.timeline(plan, on_road, mine, row["arrival_ms"]),
+                          row["excursion_min"],
                           cold.budget / MINUTE if cold and cold.budget is not None else None)  # fmt: skip
 
 
@@ -267,27 +285,53 @@ def series(src: Source, device_id: str, fields: tuple[str, ...], period_ms: int)
     return _with_ms(frame).reindex(columns=["ts", "ts_ms", *fields])
 
 
+def machine_limits(src: Source, machine: str) -> dict[str, float]:
+    """The machine's limit per signal, as the rules judge it (relative to its healthy ranges)."""
+    group = master(src).machines.get(machine)
+    return master(src).limits.of_machine(group.healthy.ranges() if group else {})
+
+
 def projections(src: Source, machine: str, period_ms: int) -> dict[str, tuple[float | None, str]]:
     """Per signal: hours to its limit on the current trend, and the trend model's own words."""
     frame = series(src, machine, tuple(health.SIGNALS), period_ms)
-    return {name: health.projection(frame, name, master(src).limits) for name in health.SIGNALS}
+    own = machine_limits(src, machine)
+    return {name: health.projection(frame, name, master(src).limits, own) for name in health.SIGNALS}
+
+
+NO_SITE = "(sensors and machines not in master data)"
+
+
+@_live
+def monitored_sites(src: Source) -> list[str]:
+    """Sites with warehouse sensors or machines, and "" for devices reporting that no site claims."""
+    network = master(src).data.network
+    with_devices = {s.site for s in network.warehouse_sensors} | {group.site for group in network.equipment}
+    sites = [site.id for site in network.sites if site.id in with_devices]
+    known = {s.id for s in network.warehouse_sensors} | set(master(src).machines)
+    strays = any(d not in known for kind in (DeviceKind.WAREHOUSE, DeviceKind.EQUIPMENT)
+                 for d in latest(src, kind).get("device_id", []))  # fmt: skip
+    return [*sites, ""] if strays else sites
 
 
 @_live
 def site_sensors(src: Source, site: str) -> pd.DataFrame:
-    """The site's warehouse sensors with their newest reading."""
-    m = master(src)
-    sensors = [s for s in (m.scenario.warehouse_sensors if m.scenario else ()) if s.site == site]
+    """The site's warehouse sensors with their newest reading (site "": sensors no site claims)."""
+    network = master(src).data.network
     newest = latest(src, DeviceKind.WAREHOUSE).set_index("device_id")
+    if site:
+        sensors = [(s.id, s.zone, s.setpoint_c, s.min_c, s.max_c) for s in network.warehouse_sensors if s.site == site]
+    else:
+        known = {s.id for s in network.warehouse_sensors}
+        sensors = [(device, "", None, None, None) for device in newest.index if device not in known]
     rows = []
-    for sensor in sensors:
-        reading = newest.loc[sensor.id].to_dict() if sensor.id in newest.index else {}
-        rows.append({"sensor": sensor.id, "zone": sensor.zone, "setpoint_c": sensor.setpoint_c,
+    for sensor, zone, setpoint, low, high in sensors:
+        reading = newest.loc[sensor].to_dict() if sensor in newest.index else {}
+        rows.append({"sensor": sensor, "zone": zone, "setpoint_c": setpoint, "min_c": low, "max_c": high,
                      "temp_c": reading.get("temp_c"), "humidity_pct": reading.get("humidity_pct"),
                      "dock_door_open": reading.get("dock_door_open"), "occupancy_pct": reading.get("occupancy_pct"),
                      "last_ms": reading.get("ts_ms")})  # fmt: skip
-    return pd.DataFrame(rows, columns=["sensor", "zone", "setpoint_c", "temp_c", "humidity_pct", "dock_door_open",
-                                       "occupancy_pct", "last_ms"])  # fmt: skip
+    return pd.DataFrame(rows, columns=["sensor", "zone", "setpoint_c", "min_c", "max_c", "temp_c", "humidity_pct",
+                                       "dock_door_open", "occupancy_pct", "last_ms"])  # fmt: skip
 
 
 @_live

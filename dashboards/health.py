@@ -2,7 +2,8 @@
 alerts that cap it, and the projected time until a signal reaches its limit. Pure.
 
 Limits come from the rule set (the lowest `above` of an equipment threshold rule, or `limit` of an
-upward trend rule, per field), healthy ranges from the scenario's equipment groups. A field's
+upward trend rule, per field, resolved against the machine's own healthy ranges from master data
+as the engine resolves them). A field's
 score is 100 up to the top of its healthy range and falls linearly to 0 at its limit; the
 machine's health is its worst field's, capped by its worst open alert (critical 10, major 40,
 minor 70) and 0 in state fault.
@@ -15,11 +16,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from alerts.book import OPEN
 from alerts.conditions import Trend
-from alerts.rules import RuleSet, ThresholdRule, TrendRule
+from alerts.rules import Rule, RuleSet, ThresholdRule, TrendRule, for_entity
 from tower.contract import DeviceKind
-from tower.scenario import EquipmentGroup
+from tower.domain import ACTIVE_STATUSES
+from tower.masterdata.model import Equipment, Range
 
 SIGNALS = {"vibration_rms_mm_s": "vibration (mm/s)", "bearing_temp_c": "bearing (°C)", "motor_current_a": "current (A)"}
 ALERT_CAP = {"critical": 10.0, "major": 40.0, "minor": 70.0}
@@ -29,22 +30,28 @@ HEALTH_COLUMNS = ["equipment", "site", "type", "state", "health", "hours_to_limi
 
 @dataclass(frozen=True)
 class Limits:
-    limits: dict[str, float]  # per field
+    rules: tuple[Rule, ...]  # equipment threshold rules with `above`, and upward trend rules
     trend: TrendRule | None  # the rule set's upward trend rule: its window and horizon project every field
 
     @classmethod
     def of(cls, rules: RuleSet) -> Limits:
+        chosen = tuple(
+            rule for rule in rules.rules
+            if rule.scope.kind == DeviceKind.EQUIPMENT and (
+                (isinstance(rule, ThresholdRule) and rule.above is not None)
+                or (isinstance(rule, TrendRule) and rule.direction == "up"))
+        )  # fmt: skip
+        return cls(chosen, next((rule for rule in chosen if isinstance(rule, TrendRule)), None))
+
+    def of_machine(self, healthy: dict[str, Range]) -> dict[str, float]:
+        """Per field, the lowest limit of the rules as they judge a machine with these healthy ranges."""
         limits: dict[str, float] = {}
-        trend = None
-        for rule in rules.rules:
-            if rule.scope.kind != DeviceKind.EQUIPMENT:
-                continue
-            if isinstance(rule, ThresholdRule) and rule.above is not None:
-                limits[rule.field] = min(rule.above, limits.get(rule.field, math.inf))
-            elif isinstance(rule, TrendRule) and rule.direction == "up":
-                limits[rule.field] = min(rule.limit, limits.get(rule.field, math.inf))
-                trend = trend or rule
-        return cls(limits, trend)
+        for rule in self.rules:
+            resolved = for_entity(rule, healthy)
+            if resolved is not None:
+                value = resolved.limit if isinstance(resolved, TrendRule) else resolved.above
+                limits[rule.field] = min(value, limits.get(rule.field, math.inf))
+        return limits
 
 
 def field_score(value: float, healthy_high: float, limit: float) -> float:
@@ -53,22 +60,26 @@ def field_score(value: float, healthy_high: float, limit: float) -> float:
     return max(0.0, 100.0 * (limit - value) / (limit - healthy_high)) if limit > healthy_high else 0.0
 
 
-def health_table(machines: dict[str, EquipmentGroup], latest: pd.DataFrame, alerts: pd.DataFrame, limits: Limits,
+def health_table(machines: dict[str, Equipment], latest: pd.DataFrame, alerts: pd.DataFrame, limits: Limits,
                  trend_rules: frozenset[str]) -> pd.DataFrame:  # fmt: skip
-    """One row per machine, riskiest first (lowest health, then nearest projected limit)."""
+    """One row per machine, riskiest first (lowest health, then nearest projected limit). Machines
+    reporting that master data does not know are listed too, with no health score (no healthy range)."""
     newest = {row["device_id"]: row for row in latest.to_dict("records")}
-    open_alerts = alerts[alerts["status"].isin(OPEN)]
+    open_alerts = alerts[alerts["status"].isin(ACTIVE_STATUSES)]
     by_machine = {entity: group for entity, group in open_alerts.groupby("entity")}
     rows = []
-    for machine, group in machines.items():
+    for machine in [*machines, *(device for device in newest if device not in machines)]:
+        group = machines.get(machine)
         reading = newest.get(machine, {})
         mine = by_machine.get(machine, open_alerts.iloc[0:0])
+        healthy = group.healthy.ranges() if group else {}
+        own = limits.of_machine(healthy)
         scores = [
-            field_score(reading[name], getattr(group.healthy, name)[1], limits.limits[name])
+            field_score(reading[name], healthy[name].max, own[name])
             for name in SIGNALS
-            if name in limits.limits and not pd.isna(reading.get(name, math.nan))
+            if name in own and not pd.isna(reading.get(name, math.nan))
         ]
-        health = min(scores, default=100.0)
+        health = min(scores, default=100.0) if group else math.nan
         for severity in mine["severity"]:
             health = min(health, ALERT_CAP.get(severity, 100.0))
         if reading.get("state") == "fault":
@@ -77,10 +88,10 @@ def health_table(machines: dict[str, EquipmentGroup], latest: pd.DataFrame, aler
         rows.append(
             {
                 "equipment": machine,
-                "site": group.site,
-                "type": group.type,
+                "site": group.site if group else "",
+                "type": group.type if group else "unknown to master data",
                 "state": reading.get("state"),
-                "health": round(health),
+                "health": health if math.isnan(health) else round(health),
                 "hours_to_limit": float(hours.min()) if not hours.empty else None,
                 "open_alerts": len(mine),
                 "worst": ", ".join(sorted(set(mine["severity"]))),
@@ -92,12 +103,13 @@ def health_table(machines: dict[str, EquipmentGroup], latest: pd.DataFrame, aler
     return frame.sort_values(["health", "hours_to_limit"], na_position="last", ignore_index=True)
 
 
-def projection(series: pd.DataFrame, field: str, limits: Limits) -> tuple[float | None, str]:
-    """Hours until `field` reaches its limit on its current trend (None: not within the trend
-    rule's horizon, or no trend yet), by replaying the trend rule's own model over the series."""
-    if limits.trend is None or field not in limits.limits:
+def projection(series: pd.DataFrame, field: str, limits: Limits, own: dict[str, float]) -> tuple[float | None, str]:
+    """Hours until `field` reaches its limit (`own`: the machine's, Limits.of_machine) on its current
+    trend (None: not within the trend rule's horizon, or no trend yet), by replaying the trend
+    rule's own model over the series."""
+    if limits.trend is None or field not in own:
         return None, "no limit for this signal in the rule set"
-    rule = limits.trend.model_copy(update={"field": field, "limit": limits.limits[field]})
+    rule = limits.trend.model_copy(update={"field": field, "limit": own[field]})
     condition = Trend()
     for ts, value in series[["ts_ms", field]].dropna().itertuples(index=False):
         condition.step(rule, int(ts), {field: float(value)}, None, None)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import pandas as pd
 import pydeck as pdk
 
-from dashboards.shipments import STATUS_COLOURS
+from dashboards.shipments import STATUS_COLOURS, UNPLANNED_COLOUR
 from tower.geo import Route
-from tower.scenario import Site
+from tower.masterdata.model import Site
 
-SHIPMENTS, SITES, TRAILS = "shipments", "sites", "trails"  # layer ids: selections come back under these
+SHIPMENTS, SITES, TRAILS, UNPLANNED = "shipments", "sites", "trails", "unplanned"  # layer ids (selections)
 
 
 def legend() -> str:
@@ -30,8 +30,9 @@ def _health_colour(health: float | None) -> list[int]:
 
 
 def deck(shipments: pd.DataFrame, routes: dict[str, Route], sites: tuple[Site, ...], site_health: pd.DataFrame,
-         trails: dict[str, list[list[float]]]) -> pdk.Deck:  # fmt: skip
-    """`site_health`: site, machines, health (worst); `trails`: shipment id -> [[lon, lat], ...]."""
+         trails: dict[str, list[list[float]]], unplanned: pd.DataFrame) -> pdk.Deck:  # fmt: skip
+    """`site_health`: site, machines, health (worst); `trails`: shipment id -> [[lon, lat], ...];
+    `unplanned`: trackers with no shipment planned (device_id, lat, lon), drawn at their newest position."""
     moving = shipments.assign(
         position=[[round(lon, 5), round(lat, 5)] for lat, lon in zip(shipments["lat"], shipments["lon"], strict=True)],
         colour=[[*STATUS_COLOURS[s], 230] for s in shipments["status"]],
@@ -50,7 +51,12 @@ def deck(shipments: pd.DataFrame, routes: dict[str, Route], sites: tuple[Site, .
             "colour": _health_colour(worst) if machines else [70, 130, 180, 200],
             "tip": f"<b>{site.name}</b> ({site.type}){equipment}",
         })  # fmt: skip
-    site_frame = pd.DataFrame(site_rows)
+    site_frame = pd.DataFrame(site_rows, columns=["site", "position", "radius", "polygon", "colour", "tip"])
+    strays = pd.DataFrame({
+        "device": unplanned["device_id"],
+        "position": [[round(x, 5), round(y, 5)] for y, x in zip(unplanned["lat"], unplanned["lon"], strict=True)],
+        "tip": [f"<b>{device}</b> no shipment planned" for device in unplanned["device_id"]],
+    })  # fmt: skip
     layers = [
         pdk.Layer("PathLayer", id="routes", get_path="path",
                   data=[{"path": [[lon, lat] for lat, lon in route.points]} for route in routes.values()],
@@ -66,10 +72,14 @@ def deck(shipments: pd.DataFrame, routes: dict[str, Route], sites: tuple[Site, .
         pdk.Layer("ScatterplotLayer", id=SITES, data=site_frame[["site", "position", "colour", "tip"]],
                   get_position="position", get_fill_color="colour", get_radius=200, radius_min_pixels=6,
                   stroked=True, get_line_color=[255, 255, 255], line_width_min_pixels=1, pickable=True),
+        pdk.Layer("ScatterplotLayer", id=UNPLANNED, data=strays, get_position="position",
+                  get_fill_color=[*UNPLANNED_COLOUR, 200], get_radius=150, radius_min_pixels=4, radius_max_pixels=10,
+                  pickable=True),
         pdk.Layer("ScatterplotLayer", id=SHIPMENTS, data=moving, get_position="position", get_fill_color="colour",
                   get_radius=150, radius_min_pixels=4, radius_max_pixels=12, pickable=True),
     ]  # fmt: skip
-    centre = site_frame["position"].apply(pd.Series).mean() if sites else pd.Series([5.0, 51.5])
+    points = [*site_frame["position"], *strays["position"], *moving["position"]]
+    centre = pd.DataFrame(points).mean() if points else pd.Series([0.0, 20.0])
     return pdk.Deck(
         layers=layers,
         initial_view_state=pdk.ViewState(longitude=float(centre[0]), latitude=float(centre[1]), zoom=7.4),

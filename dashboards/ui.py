@@ -1,13 +1,21 @@
 """What every page shows the same way: the period picker's choice, KPI tiles, tables with CSV
-export, epoch-ms columns as times. Pages call these instead of repeating the widgets."""
+export, epoch-ms columns as times, live parts, and errors as a short message instead of a
+traceback. Pages call these instead of repeating the widgets."""
 
 from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pandas as pd
 import streamlit as st
 
-from dashboards.data import DAY_MS, HOUR
+from dashboards.data import DAY_MS, HOUR, REFRESH_S
 from dashboards.kpis import Kpi
+
+log = logging.getLogger("tower.dashboard")
 
 PERIODS = {"1 hour": HOUR, "6 hours": 6 * HOUR, "24 hours": DAY_MS, "7 days": 7 * DAY_MS}
 DEFAULT_PERIOD = "24 hours"
@@ -61,3 +69,28 @@ def kpi_tiles(kpis: list[Kpi], per_row: int = 4) -> None:
             delta = f"{_number(kpi.delta, '+')} vs previous period" if kpi.delta else None  # unchanged: no arrow
             column.metric(kpi.label, _shown(kpi.value, kpi.unit), delta, delta_color=colour[kpi.good],
                           help=kpi.help, border=True)  # fmt: skip
+
+
+@contextmanager
+def errors_shown_briefly(what: str) -> Iterator[None]:
+    """An unexpected error in `what` becomes one short message on the page (what failed, on what);
+    the traceback goes to the dashboard's log, never to the visitor. Streamlit's own control flow
+    (rerun, stop) is not an Exception and passes through."""
+    try:
+        yield
+    except Exception as error:
+        log.exception("dashboard: %s failed", what)
+        st.error(f"{what} could not be shown: {type(error).__name__} {str(error)[:160]}. The dashboard's log has "
+                 "the details.", icon=":material/error:")  # fmt: skip
+
+
+def live_part(function: Callable[[], None]) -> Callable[[], None]:
+    """A part of a page that refreshes itself every REFRESH_S, its errors shown briefly."""
+
+    @st.fragment(run_every=REFRESH_S)
+    @functools.wraps(function)
+    def refreshed() -> None:
+        with errors_shown_briefly("This part of the page"):
+            function()
+
+    return refreshed

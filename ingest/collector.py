@@ -13,10 +13,13 @@ import threading
 import paho.mqtt.client as mqtt
 
 from ingest.decode import Decoder
+from ingest.plan_sink import PlanSink
 from ingest.spool import Spool
 from ingest.writer import Delivery, IngestStats, Writer
 from tower.config import Settings
 from tower.contract import OWNTRACKS_ROOT, TOPIC_ROOT
+from tower.masterdata.live import LiveMaster
+from tower.masterdata.store import MasterStore
 from tower.mqtt import connect, make_client
 from tower.process import stop_event, tune_gc_for_streaming
 from tower.store import Store
@@ -33,7 +36,9 @@ class Collector:
         self.stats = IngestStats()
         self.decoder = Decoder.from_settings(settings)
         self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
-        self.writer = Writer(store, self.spool, self._acknowledge, settings, self.stats)
+        self.master = LiveMaster(MasterStore(settings.master_db), settings.network)
+        plans = PlanSink(self.master, settings.dead_letter_payload_bytes)
+        self.writer = Writer(store, self.spool, self._acknowledge, settings, self.stats, plans)
         self.client, self.address, self._properties = make_client(
             settings, settings.ingest_client_id, persistent=True, manual_ack=True
         )
@@ -61,6 +66,7 @@ class Collector:
         self.writer.stop()
         self.client.disconnect()
         self.client.loop_stop()
+        self.master.store.close()
         log.info(self.stats.line(self.spool, 0, 0))
 
     # -- paho callbacks (network thread: CPU only, no I/O) ---------------------------------------

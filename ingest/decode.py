@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ingest.adapters import line_protocol, native, owntracks
+from ingest.adapters import line_protocol, native, owntracks, plans
 from ingest.validation import Rejected
 from tower.config import Settings
-from tower.contract import LINE_PROTOCOL_NAMESPACE, OWNTRACKS_ROOT, SERVICE_NAMESPACES, TOPIC_ROOT, DeadLetter
+from tower.contract import (
+    LINE_PROTOCOL_NAMESPACE,
+    OWNTRACKS_ROOT,
+    PLANS_NAMESPACE,
+    SERVICE_NAMESPACES,
+    TOPIC_ROOT,
+    DeadLetter,
+)
 from tower.store import Batch
 
 _NATIVE_PREFIX = TOPIC_ROOT + "/"
@@ -39,6 +46,8 @@ class Decoder:
                     return Batch()  # published by tower services, not devices
                 if namespace == LINE_PROTOCOL_NAMESPACE:
                     return line_protocol.decode(self, topic, payload, received_ms)
+                if namespace == PLANS_NAMESPACE:
+                    return plans.decode(self, topic, payload, received_ms)
                 return native.decode(self, topic, payload, received_ms)
             if topic.startswith(_OWNTRACKS_PREFIX):
                 return owntracks.decode(self, topic, topic.split("/")[1:], payload, received_ms)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ingest.plan_sink import PlanSink
 from ingest.spool import Spool
 from tower.config import Settings
 from tower.store import Batch, Store, StoreUnavailable
@@ -62,6 +63,7 @@ class Writer(threading.Thread):
         acknowledge: Callable[[list[Delivery]], None],
         settings: Settings,
         stats: IngestStats,
+        plans: PlanSink,
     ) -> None:
         super().__init__(name="ingest-writer", daemon=True)
         self.store, self.spool, self.acknowledge, self.settings, self.stats = (
@@ -71,6 +73,7 @@ class Writer(threading.Thread):
             settings,
             stats,
         )
+        self.plans = plans
         self._inbox: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._store_down_since: float | None = None
@@ -159,6 +162,7 @@ class Writer(threading.Thread):
         batch = Batch()
         for delivery in pending:
             batch.extend(delivery.batch)
+        self.plans.apply(batch)  # master data first: refused plans become dead letters of this batch
         if len(self.spool):
             self._drain_spool()  # catch up first: replay keeps arrival order
         written = len(self.spool) == 0 and self._write(batch)

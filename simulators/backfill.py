@@ -9,11 +9,12 @@ from collections.abc import Iterator
 
 from alerts.backtest import replay
 from alerts.book import AlertBook
-from alerts.network import Network
 from alerts.rules import RuleSet
 from ingest.decode import Decoder
 from simulators.engine import Simulation
 from tower.contract import Reading
+from tower.masterdata.model import PlanMessage
+from tower.masterdata.store import MasterStore
 from tower.store import Batch, Store
 
 BATCH = 5_000
@@ -26,15 +27,25 @@ def decoded(simulation: Simulation) -> Iterator[tuple[int, Batch]]:
         yield message.publish_ms, decoder.decode(message.topic, message.payload, message.publish_ms)
 
 
-def backfill(simulation: Simulation, store: Store, rules: RuleSet, book: AlertBook) -> int:
-    """Every message of the run into the store and through the rules into the book; readings stored."""
-    stored = 0
+def arrivals(simulation: Simulation) -> Iterator[tuple[int, Reading | PlanMessage]]:
+    """(publish time, plan message or reading) of the run, as the alert engine would see them."""
+    for publish_ms, batch in decoded(simulation):
+        yield from ((publish_ms, plan) for plan in batch.plans)
+        yield from ((publish_ms, reading) for reading in batch.readings)
 
-    def arrivals() -> Iterator[tuple[int, Reading]]:
+
+def backfill(simulation: Simulation, store: Store, rules: RuleSet, book: AlertBook, master: MasterStore) -> int:
+    """Every message of the run into the store and the master data (the simulation's network and the
+    plans it publishes), and through the rules into the book; readings stored."""
+    stored = 0
+    master.set_network(simulation.scenario.network(), f"scenario {simulation.scenario.name}")
+
+    def items() -> Iterator[tuple[int, Reading | PlanMessage]]:
         nonlocal stored
         pending = Batch()
         for publish_ms, batch in decoded(simulation):
-            pending.extend(batch)
+            yield from ((publish_ms, plan) for plan in batch.plans)  # applied to `master` by the replay
+            pending.extend(Batch(batch.readings, batch.dead_letters, batch.statuses))
             yield from ((publish_ms, reading) for reading in batch.readings)
             if len(pending) >= BATCH:
                 store.write(pending)
@@ -42,5 +53,5 @@ def backfill(simulation: Simulation, store: Store, rules: RuleSet, book: AlertBo
         store.write(pending)
         stored += len(pending.readings)
 
-    replay(rules, arrivals(), Network(simulation.scenario, simulation.start_ms), simulation.end_ms, book)
+    replay(rules, items(), master, simulation.end_ms, book)
     return stored

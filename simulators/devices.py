@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from simulators.trips import Trip
 from tower.contract import DeviceKind
-from tower.scenario import EquipmentGroup, Fault, FaultType, WarehouseSensor
+from tower.masterdata.model import Equipment, WarehouseSensor
+from tower.scenario import Fault, FaultType
 
 HOUR_MS = 3_600_000
 LOADING_MS = 20 * 60_000  # the tracker wakes this long before departure; doors open while loading
@@ -121,7 +122,7 @@ class Machine:
     """A machine on its duty cycle; bearing wear, motor overheating or sudden failure change it."""
 
     device_id: str
-    group: EquipmentGroup
+    group: Equipment
     interval_ms: int
     rng: random.Random
     start_ms: int

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from simulators.devices import Machine, Tracker, WarehouseProbe, ambient_model, device_rng
 from simulators.faults import MessageFaults, draw_faults, ground_truth, message_faults
+from simulators.tms import plan_messages
 from simulators.trips import Trip, plan_trip
 from tower.contract import DeviceKind, status_topic, telemetry_topic
 from tower.scenario import EQUIPMENT_FAULTS, FaultType, Scenario
@@ -40,11 +41,12 @@ class Simulation:
             by_target.setdefault(fault.target, []).append(fault)
         self.trips: dict[str, Trip] = {}
         self.trackers: list[tuple[Tracker, MessageFaults]] = []
-        for shipment in scenario.all_shipments():
+        self.shipments = scenario.plans(start_ms)
+        for shipment in self.shipments:
             faults = by_target.get(shipment.id, [])
             trip = plan_trip(
-                shipment, scenario.route(shipment.lane), scenario.cargo_types[shipment.cargo], faults,
-                start_ms, ambient, device_rng(seed, shipment.id),
+                shipment, scenario.lane_route(shipment.lane), scenario.cargo_types[shipment.cargo], faults, ambient,
+                device_rng(seed, shipment.id),
             )  # fmt: skip
             self.trips[shipment.id] = trip
             tracker = Tracker(shipment.tracker, trip, scenario.reporting.shipment, device_rng(seed, shipment.tracker))
@@ -62,14 +64,16 @@ class Simulation:
                 start_ms,
                 [f for f in by_target.get(machine_id, []) if f.type in EQUIPMENT_FAULTS],
             )  # fmt: skip
-            for machine_id, group in scenario.all_equipment()
+            for machine_id, group in scenario.machines()
         }
 
     def truth(self) -> list[dict]:
         return ground_truth(self.scenario, self.faults, self.trips, self.machines)
 
     def messages(self) -> Iterator[Message]:
-        streams = [self._tracker_messages(tracker, faults) for tracker, faults in self.trackers]
+        plans = (Message(at, topic, payload, retain=True)
+                 for at, topic, payload in plan_messages(self.trips, self.start_ms) if at < self.end_ms)  # fmt: skip
+        streams = [plans] + [self._tracker_messages(tracker, faults) for tracker, faults in self.trackers]
         streams += [self._fixed_messages(device) for device in (*self.probes, *self.machines.values())]
         yield from heapq.merge(*streams, key=lambda message: message.publish_ms)
 

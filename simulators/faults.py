@@ -30,10 +30,11 @@ def draw_faults(scenario: Scenario, seed: int) -> list[Fault]:
         for kind, chance in sorted(scenario.random_faults.shipment.items()):
             if rng.random() < chance:
                 shortest, longest = _RANDOM_SHIPMENT_SHAPE[kind]
-                after = rng.randint(5, max(6, scenario.planned_drive_ms(shipment.lane) // MINUTE // 2))
+                drive = scenario.planned_drive_ms(scenario.lane_route(shipment.lane))
+                after = rng.randint(5, max(6, drive // MINUTE // 2))
                 duration = rng.randint(shortest, longest)
                 faults.append(Fault(type=kind, target=shipment.id, after=f"{after}m", duration=f"{duration}m"))
-    for machine_id, _ in scenario.all_equipment():
+    for machine_id, _ in scenario.machines():
         for kind, chance in sorted(scenario.random_faults.equipment.items()):
             if rng.random() < chance:
                 at = rng.randint(0, scenario.duration // MINUTE // 3)
@@ -86,14 +87,14 @@ def ground_truth(
             {"fault": fault.type.value, "device_id": trip.shipment.tracker, "shipment_id": trip.shipment.id,
              "start": rfc3339(start), "end": rfc3339(start + fault.duration), "consequence": consequence,
              "consequence_at": rfc3339(at) if at is not None else None,
-             "promised": rfc3339(trip.departure_ms - trip.shipment.departure + trip.shipment.promised),
+             "promised": rfc3339(trip.shipment.promised),
              "arrival": rfc3339(trip.arrival_ms) if trip.arrival_ms else None}
         )  # fmt: skip
     return sorted(records, key=lambda r: (r["start"], r["device_id"], r["fault"]))
 
 
 def _shipment_consequence(scenario: Scenario, fault: Fault, trip: Trip, start: int) -> tuple[str, int | None]:
-    promised = trip.departure_ms - trip.shipment.departure + trip.shipment.promised
+    promised = trip.shipment.promised
     if fault.type in (FaultType.TRAFFIC_JAM, FaultType.BREAKDOWN):
         late = trip.arrival_ms is None or trip.arrival_ms > promised
         return ("late delivery", promised) if late else ("none: delivered on time", None)

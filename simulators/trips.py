@@ -14,7 +14,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from tower.geo import LatLon, Route, offset
-from tower.scenario import CargoType, Fault, FaultType, Shipment
+from tower.masterdata.model import CargoType, Shipment
+from tower.scenario import Fault, FaultType
 
 STEP_MS = 10_000
 URBAN_M = 4_000  # within this distance of either end the truck drives in town
@@ -56,18 +57,17 @@ def plan_trip(
     route: Route,
     cargo: CargoType,
     faults: list[Fault],
-    start_ms: int,
     ambient_c: callable,
     rng: random.Random,
 ) -> Trip:
-    departure = start_ms + shipment.departure
+    departure = shipment.departure
     windows = {
         fault.type: (departure + fault.after, departure + fault.after + fault.duration, fault.severity)
         for fault in faults
     }
     times, along, speeds, off_route, temps = [], [], [], [], []
     distance, drift, driven_ms, slow_until, slow_kmh = 0.0, 0.0, 0, 0, 0.0
-    temp = cargo.setpoint_c if cargo.cold_chain else ambient_c(departure)
+    temp = _held_c(cargo) if cargo.controlled else ambient_c(departure)
     break_until, arrival = 0, None
     t = departure
     while t <= departure + MAX_TRIP_MS:
@@ -124,15 +124,24 @@ def _deviation(windows: dict, t: int) -> float:
 
 
 def _cargo_temperature(temp: float, cargo: CargoType, windows: dict, t: int, ambient: float, arrived: bool) -> float:
-    """First-order air temperature: the unit pulls to setpoint, the walls leak to ambient; a failed
-    unit's fans and the sun push it well above ambient; an open door lets ambient in fast."""
+    """First-order air temperature: a working unit's thermostat holds the setpoint against the walls'
+    leak (it pulls back within minutes); a failed unit's fans and the sun push it well above ambient;
+    an open door lets ambient in faster than the unit can pull."""
     dt_min = STEP_MS / 60_000
     door_open = _active(windows, FaultType.DOOR_OPEN_IN_TRANSIT, t) or arrived
-    if not cargo.cold_chain:
+    if not cargo.controlled:
         return temp + (ambient - temp) * dt_min / 90
     if _active(windows, FaultType.REEFER_FAILURE, t):
         severity = windows[FaultType.REEFER_FAILURE][2]
         return temp + (ambient + 8 * severity - temp) * dt_min / 40
-    pull = (cargo.setpoint_c - temp) * dt_min / 12
-    leak = (ambient - temp) * dt_min / (6 if door_open else 240)
+    pull = (_held_c(cargo) - temp) * dt_min / 12
+    leak = (ambient - temp) * dt_min / 6 if door_open else 0.0
     return temp + pull + leak
+
+
+def _held_c(cargo: CargoType) -> float:
+    """What a working reefer unit holds: the setpoint, or the middle of the range without one."""
+    if cargo.setpoint_c is not None:
+        return cargo.setpoint_c
+    low, high = cargo.min_c, cargo.max_c
+    return (low + high) / 2 if low is not None and high is not None else (high - 3 if high is not None else low + 3)

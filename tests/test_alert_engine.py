@@ -128,7 +128,7 @@ def test_engine_notifies_announces_takes_acks_and_survives_a_restart(settings, p
     closed = tower(engine_env, "alerts", "close", alert["id"], "--by", "bram", "--note", "bearing replaced")
     assert closed.returncode == 0 and "closed by bram" in closed.stdout
     shown = tower(engine_env, "alerts", "show", alert["id"])
-    assert "1. Lock out the machine and inspect it" in shown.stdout
+    assert "1. Lock out conv-9 at unknown site and inspect it" in shown.stdout  # no master data: no site name
     assert "closed" in shown.stdout and "notify step 0 anna via json: delivered" in shown.stdout
 
 

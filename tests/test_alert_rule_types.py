@@ -9,10 +9,11 @@ import pytest
 
 from alerts.conditions import State
 from alerts.evaluate import RuleEvaluator
-from alerts.network import Network
-from alerts.rules import RuleSet, Severity
+from alerts.rules import RuleSet
 from tower.contract import DeviceKind, Reading
+from tower.domain import Severity
 from tower.geo import offset
+from tower.masterdata.view import MasterData
 from tower.scenario import load_scenario
 
 T0 = 1_789_948_800_000  # the scenario's time 0
@@ -23,13 +24,13 @@ TRACKER, SHIPMENT = "trk-rtm-brd-01", "SHP-RTM-BRD-01"  # Rotterdam DC -> Breda,
 
 
 @pytest.fixture(scope="module")
-def network() -> Network:
-    return Network(load_scenario("default"), T0)
+def network() -> MasterData:
+    return load_scenario("default").master_data(T0)
 
 
 @pytest.fixture(scope="module")
 def plan(network):
-    return network.entity(TRACKER).plan
+    return network.plans[SHIPMENT]
 
 
 def _rules(*rules: dict) -> RuleSet:
@@ -50,7 +51,7 @@ def _drive(plan, speeds_kmh: list[float], sideways_m: list[float] | None = None,
     return readings
 
 
-def _changes(rules: RuleSet, readings: list[Reading], network: Network | None = None):
+def _changes(rules: RuleSet, readings: list[Reading], network: MasterData | None = None):
     evaluator = RuleEvaluator(rules, network)
     return evaluator, [change for reading in readings for change in evaluator.observe(reading)]
 
@@ -138,7 +139,7 @@ def test_predicted_delay_warns_before_the_promised_time_and_turns_critical_when_
 
 def test_cold_chain_excursion_budget_and_mean_kinetic_temperature(network):
     tracker = "trk-rtm-til-01"  # chilled: 2..8 °C
-    chilled = network.entity(tracker).plan
+    chilled = network.plans["SHP-RTM-TIL-01"]
     rules = _rules({"id": "cold", "type": "cold_chain", "scope": {"kind": "shipment"}, "for": "10m",
                     "clear_for": "5m", "budget": "30m"})  # fmt: skip
     temps = [4.0] * 10 + [9.5] * 15 + [4.0] * 20 + [9.5] * 25  # 15 min out, back, then 25 more

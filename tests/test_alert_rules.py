@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
 from alerts.conditions import State
 from alerts.evaluate import REORDER_DEPTH, RuleEvaluator
-from alerts.rules import RulesError, RuleSet, load_rules
+from alerts.rules import DEFAULT_RULES, RulesError, RuleSet, load_rules
 from tower.contract import DeviceKind, Reading
+from tower.scenario import load_scenario
 
 T0 = 1_789_948_800_000
 MIN = 60_000
@@ -134,10 +136,14 @@ def test_rule_file_errors_name_file_line_and_problem(tmp_path, text, line, messa
     assert str(error.value).startswith(f"{path}:{line}: ") and message in str(error.value), str(error.value)
 
 
-def test_the_default_rule_set_loads():
+def test_the_default_rule_set_loads_and_names_nothing_of_the_demo_network():
     rules = load_rules("default").rules
     assert {rule.type for rule in rules} == {
-        "threshold", "rate_of_change", "missing_data", "geofence", "route_deviation", "predicted_delay",
-        "cold_chain", "drift", "trend",
+        "threshold", "missing_data", "geofence", "route_deviation", "predicted_delay", "cold_chain", "drift", "trend",
     }  # fmt: skip
     assert all(rule.runbook.steps and rule.runbook.owner for rule in rules)
+    scenario = load_scenario("default")
+    demo_names = {s.id for s in scenario.sites} | {s.name.split()[0] for s in scenario.sites} | set(scenario.cargo_types)
+    text = DEFAULT_RULES.read_text().lower()
+    named = sorted(name for name in demo_names if re.search(rf"\b{re.escape(name.lower())}\b", text))
+    assert named == [], f"the default rules name the demo network: {named}"

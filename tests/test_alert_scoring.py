@@ -65,12 +65,20 @@ def test_backtest_on_a_csv_prints_what_would_have_fired_per_rule_and_day(tmp_pat
         rows.append(f"{ts},conv-1,equipment,{'fault' if faulty else 'running'},{80 if 100 <= minute < 104 else 45}")
     path = tmp_path / "history.csv"
     path.write_text("\n".join(rows) + "\n")
-    result = tower("backtest", "--rules", "default", "--readings", str(path), "--format", "json")
+    env = {"TOWER_DATA_DIR": str(tmp_path / "var")}
+    result = tower("backtest", "--rules", "default", "--readings", str(path), "--format", "json", env=env)
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert report["per_rule"] == {"bearing-hot": 1, "machine-fault": 2}
+    assert json.loads(result.stdout)["per_rule"] == {"machine-fault": 2}  # "hot" is relative to a healthy range
+    network = tmp_path / "network.yaml"
+    network.write_text("sites: [{id: plant, name: Plant, type: dc, lat: 50, lon: 8}]\n"
+                       "equipment: [{id: conv-1, site: plant, type: conveyor, healthy: {vibration_rms_mm_s: [1, 2],"
+                       " bearing_temp_c: [38, 52], motor_current_a: [6, 10], rpm: 1450}}]\n")  # fmt: skip
+    assert tower("network", "load", str(network), env=env).returncode == 0
+    report = json.loads(tower("backtest", "--rules", "default", "--readings", str(path), "--format", "json",
+                              env=env).stdout)  # fmt: skip
+    assert report["per_rule"] == {"bearing-hot": 1, "machine-fault": 2}  # 80 °C is 28 above its healthy top
     assert report["per_day"] == {"2026-09-21": 2, "2026-09-22": 1}
-    table = tower("backtest", "--rules", "default", "--readings", str(path))
+    table = tower("backtest", "--rules", "default", "--readings", str(path), env=env)
     assert "3 alerts would have fired" in table.stdout and "machine-fault" in table.stdout
 
 
@@ -83,7 +91,8 @@ def test_backtest_over_the_store(tmp_path):
     ]))  # fmt: skip
     store.close()
     result = tower("backtest", "--rules", "default", "--store", url, "--since", str(T0 // 1000),
-                   "--until", str(T0 // 1000 + 3600), "--format", "json")  # fmt: skip
+                   "--until", str(T0 // 1000 + 3600), "--format", "json",
+                   env={"TOWER_DATA_DIR": str(tmp_path / "var")})  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["per_rule"] == {"machine-fault": 1}
 

@@ -21,19 +21,19 @@ GOOD = DEFAULT_SCENARIO.read_text()
 @pytest.mark.parametrize(
     ("change", "line", "message"),
     [
-        (("lane: rtm-brd, count: 3", "lane: rtm-nowhere, count: 3"), 73, "unknown lane 'rtm-nowhere'"),
+        (("lane: rtm-brd, count: 3", "lane: rtm-nowhere, count: 3"), 74, "unknown lane 'rtm-nowhere'"),
         (("lat: 51.8740", "lat: north"), 13, "sites.0.lat: Input should be a valid number"),
-        (("lat: 52.3850", "lat: 152.3850"), 22, "sites.4.lat: Input should be less than or equal to 90"),
+        (("lat: 52.3850", "lat: 152.3850"), 23, "sites.4.lat: Input should be less than or equal to 90"),
         (
             ("{type: breakdown, target: SHP-RTM-NIJ-01,", "{type: meltdown, target: SHP-RTM-NIJ-01,"),
-            127,
+            128,
             "faults.3.type: Input should be",
         ),
         (("duration: 24h", "duration: a day"), 7, "'a day' is not a duration"),
         (("reporting: {", "reporting: [{"), 9, "not valid YAML"),
         (
             ("{type: sudden_failure, target: fork-ant-02, at: 14h}", "{type: sudden_failure, target: fork-ant-02}"),
-            145,
+            146,
             "is an equipment fault: give 'at'",
         ),
     ],

@@ -78,11 +78,11 @@ def test_fault_free_trucks_stay_on_route_and_arrive_near_the_planned_time(scenar
         trip = simulation.trips[shipment.id]
         if shipment.id in faulted or trip.departure_ms - START > 20 * 3_600_000:
             continue
-        route = scenario.route(shipment.lane)
+        route = scenario.lane_route(shipment.lane)
         for reading in by_device[shipment.tracker]:
             off_route, _ = route.distance_from((reading["lat"], reading["lon"]))
             assert off_route < 60, f"{shipment.id} {off_route:.0f} m off its route"
-        planned = scenario.planned_drive_ms(shipment.lane)
+        planned = scenario.planned_drive_ms(scenario.lane_route(shipment.lane))
         driven = trip.arrival_ms - trip.departure_ms
         assert 0.6 * planned < driven <= planned + 10 * MINUTE, shipment.id
         assert trip.arrival_ms <= START + shipment.promised, f"{shipment.id} late without a fault"
@@ -110,7 +110,7 @@ def test_traffic_jam_and_breakdown_make_the_shipment_late(run):
 def test_route_deviation_leaves_the_route_and_comes_back(scenario, run):
     simulation, _, by_device, _, truth = run
     window = _window(simulation, "SHP-RTM-BRD-02", "route_deviation")
-    route = scenario.route("rtm-brd")
+    route = scenario.lane_route("rtm-brd")
     gaps = [route.distance_from((r["lat"], r["lon"]))[0] for r in by_device["trk-rtm-brd-02"]]
     during = [g for g, r in zip(gaps, by_device["trk-rtm-brd-02"], strict=True) if window[0] <= r["ts"] < window[1]]
     after = [g for g, r in zip(gaps, by_device["trk-rtm-brd-02"], strict=True) if r["ts"] >= window[1]]
@@ -161,7 +161,7 @@ def test_tracker_offline_is_silence_then_a_backfilled_batch(run):
 
 def test_data_quality_faults_outliers_duplicates_disorder_and_garbage(scenario, run):
     simulation, _, by_device, raw, truth = run
-    route = scenario.route("rtm-arn")
+    route = scenario.lane_route("rtm-arn")
     window = _window(simulation, "SHP-RTM-ARN-01", "gps_outliers")
     jumps = [
         r for r in _in(by_device["trk-rtm-arn-01"], window) if route.distance_from((r["lat"], r["lon"]))[0] > 5_000

@@ -52,11 +52,12 @@ class Settings(BaseSettings):
         30.0, gt=0, description="a failed write is retried with back-off this long, then spooled"
     )
 
+    # Master data (shipments come from the TMS: MQTT plans, `tower shipments import`, the HTTP API)
+    network: Path | None = Field(None, description="network file (sites, lanes, cargo types, equipment); reloaded")
+
     # Alert engine
     alert_rules: str = Field("default", description="rule file, or 'default' (alerts/rules/default.yaml)")
     oncall: Path | None = Field(None, description="on-call file (contacts, schedules, policies, routes)")
-    scenario: str | None = Field(None, description="master data: scenario file or 'default'")
-    scenario_start: str | None = Field(None, description="when the scenario's time 0 is (default: today 00:00 UTC)")
     alerts_client_id: str = Field("tower-alerts", description="MQTT client id of the alert engine's session")
     alerts_snapshot_s: float = Field(30.0, gt=0, description="seconds between snapshots of the rule state")
     alerts_close_after_s: float = Field(24 * 3600.0, gt=0, description="resolved alerts close after this")
@@ -67,7 +68,7 @@ class Settings(BaseSettings):
     rollup_retention_days: float = Field(400.0, gt=0, description="1-minute rollups older than this go")
     retention_interval_s: float = Field(3600.0, gt=0, description="how often the collector applies retention")
 
-    @field_validator("oncall", "scenario", "scenario_start", "ingest_share_group", mode="before")
+    @field_validator("oncall", "network", "ingest_share_group", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value  # docker-compose's ${VAR:-} gives empty strings
@@ -80,6 +81,11 @@ class Settings(BaseSettings):
     def registry_path(self) -> Path:
         """Where a backend without relational tables keeps devices and dead letters (SQLite)."""
         return self.data_dir / "registry.db"
+
+    @property
+    def master_db(self) -> Path:
+        """The master data store: network, shipments, their revisions."""
+        return self.data_dir / "master.db"
 
     @property
     def alerts_db(self) -> Path:

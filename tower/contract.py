@@ -13,6 +13,7 @@ from typing import Any
 
 TOPIC_ROOT = "tower/v1"
 LINE_PROTOCOL_NAMESPACE = "lp"
+PLANS_NAMESPACE = "plans"  # shipment plans and status events from a TMS (or the simulator)
 SERVICE_NAMESPACES = ("alerts",)  # topics under TOPIC_ROOT that tower services publish, not devices
 OWNTRACKS_ROOT = "owntracks"
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -136,6 +137,16 @@ def telemetry_topic(kind: DeviceKind, device_id: str) -> str:
 
 def status_topic(kind: DeviceKind, device_id: str) -> str:
     return f"{TOPIC_ROOT}/{kind}/{device_id}/status"
+
+
+def plan_topic(shipment_id: str) -> str:
+    """A shipment's plan, retained: the newest plan of every shipment waits at the broker."""
+    return f"{TOPIC_ROOT}/{PLANS_NAMESPACE}/shipments/{shipment_id}"
+
+
+def plan_status_topic(shipment_id: str) -> str:
+    """A shipment's status events (departed, delivered, cancelled), retained: the newest wins."""
+    return f"{plan_topic(shipment_id)}/status"
 
 
 def contract_markdown() -> str:

@@ -1,7 +1,10 @@
-"""Scenario files: the network's master data (sites, lanes, shipments, sensors, equipment) and the
-faults a simulation injects. The simulator plays a scenario; the tower loads the same file as its
-master data, so both agree on promised times, routes and allowed temperatures.
+"""Scenario files: the simulator's input. A scenario is a network in the network file's format
+(tower/masterdata/model.py: sites, cargo types, lanes, warehouse sensors, equipment) plus what a
+simulation plays on it: shipments (times as offsets from the run's start), how often devices
+report, the weather, and the faults to inject.
 
+The tower does not read scenarios for its shipments: the simulator publishes each shipment's plan
+over MQTT like any TMS would (simulators/tms.py); a scenario file can serve as a network file.
 Times inside a scenario are offsets from its start ("90m", "-2d"); `load_scenario` reports a bad
 file as `file:line: problem`. The format is documented in simulators/SCENARIOS.md.
 """
@@ -10,12 +13,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tower.contract import DEVICE_ID_PATTERN
-from tower.geo import LatLon, Route, distance_m, inside_polygon
+from tower.masterdata.model import Id, Network, Shipment
+from tower.masterdata.view import MasterData
 from tower.yamlfile import Duration, FileError, Located, Offset, load_model
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "simulators" / "scenarios" / "default.yaml"
@@ -25,70 +27,19 @@ class ScenarioError(FileError):
     """A scenario file that cannot be used; the message names file, line and problem."""
 
 
-Id = Annotated[str, Field(pattern=DEVICE_ID_PATTERN.pattern)]
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Geofence(_Model):
-    radius_m: float | None = Field(None, gt=0)
-    polygon: tuple[LatLon, ...] | None = None
-
-    @model_validator(mode="after")
-    def _one_shape(self) -> Geofence:
-        if (self.radius_m is None) == (self.polygon is None):
-            raise ValueError("give a geofence either radius_m or polygon")
-        if self.polygon is not None and len(self.polygon) < 3:
-            raise ValueError("a geofence polygon needs at least 3 points")
-        return self
-
-
-class Site(_Model):
-    id: Id
-    name: str
-    type: Literal["dc", "customer", "port"]
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-    geofence: Geofence = Geofence(radius_m=400)
-
-    @property
-    def position(self) -> LatLon:
-        return (self.lat, self.lon)
-
-    def contains(self, point: LatLon) -> bool:
-        """Inside the site's geofence."""
-        if self.geofence.polygon is not None:
-            return inside_polygon(point, self.geofence.polygon)
-        return distance_m(point, self.position) <= self.geofence.radius_m
-
-
-class CargoType(_Model):
-    min_c: float | None = None
-    max_c: float | None = None
-    setpoint_c: float | None = None
-
-    @property
-    def cold_chain(self) -> bool:
-        return self.setpoint_c is not None
-
-
-class Lane(_Model):
-    id: Id
-    origin: str
-    destination: str
-    road: str = Field("", description="the highways it follows, for people")
-    via: tuple[LatLon, ...] = ()
-
-
-class Shipment(_Model):
+class ScenarioShipment(_Model):
     id: Id
     tracker: Id
     lane: str
     departure: Offset
     promised: Offset
     cargo: str
+    order: str = ""
+    customer: str = ""
 
 
 class ShipmentWave(_Model):
@@ -102,30 +53,6 @@ class ShipmentWave(_Model):
     every: Duration
     slack: Duration = Field(description="promised = departure + planned driving time + slack")
     cargo: str
-
-
-class WarehouseSensor(_Model):
-    id: Id
-    site: str
-    zone: str
-    setpoint_c: float | None = Field(None, description="controlled room; absent: follows the weather")
-
-
-class HealthyRanges(_Model):
-    vibration_rms_mm_s: tuple[float, float]
-    bearing_temp_c: tuple[float, float]
-    motor_current_a: tuple[float, float]
-    rpm: float
-
-
-class EquipmentGroup(_Model):
-    """`count` machines of one type at one site: ids <id_prefix>-01, -02, ..."""
-
-    id_prefix: str
-    site: str
-    type: Literal["conveyor", "forklift", "reefer_unit", "dock_door", "sorter"]
-    count: int = Field(1, ge=1)
-    healthy: HealthyRanges
 
 
 class FaultType(StrEnum):
@@ -185,30 +112,21 @@ class Reporting(_Model):
     equipment: Duration = 60_000
 
 
-class Scenario(_Model):
+class Scenario(Network):
+    """A network (the network file's keys) and the simulation to play on it."""
+
     name: str
     description: str = ""
     duration: Duration = 86_400_000
     reporting: Reporting = Reporting()
     ambient_c: tuple[float, float] = Field((9.0, 4.0), description="daily mean and half-swing, °C")
-    planned_speed_kmh: float = Field(65.0, gt=0, description="average speed used to plan a trip")
-    sites: tuple[Site, ...]
-    cargo_types: dict[str, CargoType]
-    lanes: tuple[Lane, ...]
-    shipments: tuple[Shipment, ...] = ()
+    shipments: tuple[ScenarioShipment, ...] = ()
     shipment_waves: tuple[ShipmentWave, ...] = ()
-    warehouse_sensors: tuple[WarehouseSensor, ...] = ()
-    equipment: tuple[EquipmentGroup, ...] = ()
     faults: tuple[Fault, ...] = ()
     random_faults: RandomFaults = RandomFaults()
 
     @model_validator(mode="after")
-    def _references(self) -> Scenario:
-        sites = {s.id for s in self.sites}
-        for i, lane in enumerate(self.lanes):
-            for end in ("origin", "destination"):
-                if getattr(lane, end) not in sites:
-                    raise Located(("lanes", i, end), f"lane {lane.id}: unknown site '{getattr(lane, end)}'")
+    def _shipments_and_faults(self) -> Scenario:
         lanes = {lane.id for lane in self.lanes}
         for group in ("shipments", "shipment_waves"):
             for i, item in enumerate(getattr(self, group)):
@@ -216,12 +134,8 @@ class Scenario(_Model):
                     raise Located((group, i, "lane"), f"{_name(item)}: unknown lane '{item.lane}'")
                 if item.cargo not in self.cargo_types:
                     raise Located((group, i, "cargo"), f"{_name(item)}: unknown cargo type '{item.cargo}'")
-        for group in ("warehouse_sensors", "equipment"):
-            for i, item in enumerate(getattr(self, group)):
-                if item.site not in sites:
-                    raise Located((group, i, "site"), f"{_name(item)}: unknown site '{item.site}'")
         shipments = {s.id for s in self.all_shipments()}
-        machines = {m for m, _ in self.all_equipment()}
+        machines = {m for m, _ in self.machines()}
         for i, fault in enumerate(self.faults):
             known = shipments if fault.type in SHIPMENT_FAULTS else machines
             if fault.target not in known:
@@ -232,42 +146,49 @@ class Scenario(_Model):
             raise ValueError(f"device ids used twice: {', '.join(duplicates[:5])}")
         return self
 
-    # -- derived master data ----------------------------------------------------------------------
+    def network(self) -> Network:
+        """The scenario's network part, as a network file would give it."""
+        return Network(**{name: getattr(self, name) for name in Network.model_fields})
 
-    def site(self, site_id: str) -> Site:
-        return next(s for s in self.sites if s.id == site_id)
-
-    def lane(self, lane_id: str) -> Lane:
-        return next(lane for lane in self.lanes if lane.id == lane_id)
-
-    def route(self, lane_id: str) -> Route:
-        lane = self.lane(lane_id)
-        return Route((self.site(lane.origin).position, *lane.via, self.site(lane.destination).position))
-
-    def planned_drive_ms(self, lane_id: str) -> int:
-        return int(self.route(lane_id).length_m / (self.planned_speed_kmh / 3.6) * 1000)
-
-    def all_shipments(self) -> list[Shipment]:
-        """Listed shipments and those of every wave, in departure order."""
+    def all_shipments(self) -> list[ScenarioShipment]:
+        """Listed shipments and those of every wave, in departure order (times: offsets from the start)."""
         expanded = list(self.shipments)
         for wave in self.shipment_waves:
+            drive = self.planned_drive_ms(self.lane_route(wave.lane))
             for n in range(wave.count):
                 departure = wave.first_departure + n * wave.every
-                promised = -(-(departure + self.planned_drive_ms(wave.lane) + wave.slack) // 60_000) * 60_000
+                promised = -(-(departure + drive + wave.slack) // 60_000) * 60_000  # whole minutes, as customers hear
                 expanded.append(
-                    Shipment(
+                    ScenarioShipment(
                         id=f"{wave.id_prefix}-{n + 1:02d}",
                         tracker=f"{wave.tracker_prefix}-{n + 1:02d}",
                         lane=wave.lane,
                         departure=f"{departure}ms",
-                        promised=f"{promised}ms",  # rounded up to the minute, as a customer is told
+                        promised=f"{promised}ms",
                         cargo=wave.cargo,
                     )
                 )
         return sorted(expanded, key=lambda s: (s.departure, s.id))
 
-    def all_equipment(self) -> list[tuple[str, EquipmentGroup]]:
-        return [(f"{g.id_prefix}-{n + 1:02d}", g) for g in self.equipment for n in range(g.count)]
+    def master_data(self, start_ms: int) -> MasterData:
+        """What the tower knows once the simulator's TMS has published every plan of a run."""
+        return MasterData(self.network(), {shipment.id: shipment for shipment in self.plans(start_ms)})
+
+    def plans(self, start_ms: int) -> list[Shipment]:
+        """The shipments as their owner would plan them for a run starting at start_ms (absolute times)."""
+        return [
+            Shipment(
+                id=s.id,
+                tracker=s.tracker,
+                lane=s.lane,
+                cargo=s.cargo,
+                departure=start_ms + s.departure,
+                promised=start_ms + s.promised,
+                order=s.order or f"ORD-{s.id}",
+                customer=s.customer or self.site(self.lane(s.lane).destination).name,
+            )  # fmt: skip
+            for s in self.all_shipments()
+        ]
 
 
 def _name(item: BaseModel) -> str:

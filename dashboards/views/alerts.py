@@ -7,27 +7,28 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards import data, ui
+from tower.domain import SEVERITIES_WORST_FIRST
 from tower.timeutil import rfc3339
 
 st.title("Alerts")
 src = data.source()
 filters = st.columns([1, 2, 2, 2])
 status = filters[0].segmented_control("Show", ["open", "all"], default="open", key="status") or "open"
-severities = filters[1].multiselect("Severity", list(data.SEVERITY_ORDER), default=list(data.SEVERITY_ORDER),
+severities = filters[1].multiselect("Severity", list(SEVERITIES_WORST_FIRST), default=list(SEVERITIES_WORST_FIRST),
                                     key="severities")  # fmt: skip
 rules = filters[2].multiselect("Rule", sorted(rule.id for rule in data.master(src).rules.rules), key="rules")
 kinds = filters[3].multiselect("Kind", ["shipment", "warehouse", "equipment"], key="kinds")
 
 
-@st.fragment(run_every=data.REFRESH_S)
+@ui.live_part
 def queue() -> None:
     frame = data.alert_queue(src, status)
     frame = frame[frame["severity"].isin(severities)]
     frame = frame[frame["rule"].isin(rules)] if rules else frame
     frame = frame[frame["kind"].isin(kinds)] if kinds else frame
     counts = frame["severity"].value_counts()
-    columns = st.columns(len(data.SEVERITY_ORDER))
-    for column, severity in zip(columns, data.SEVERITY_ORDER, strict=True):
+    columns = st.columns(len(SEVERITIES_WORST_FIRST))
+    for column, severity in zip(columns, SEVERITIES_WORST_FIRST, strict=True):
         column.metric(severity, int(counts.get(severity, 0)), border=True)
     if frame.empty:
         st.info(f"No {status if status == 'open' else ''} alerts match.")

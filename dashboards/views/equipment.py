@@ -11,33 +11,36 @@ from dashboards import charts, data, health, ui
 st.title("Equipment health")
 src = data.source()
 master = data.master(src)
-if not master.machines:
-    st.info("No equipment: the dashboard knows machines from the scenario (TOWER_SCENARIO).")
-    st.stop()
 ranked = list(data.equipment_health(src)["equipment"])
+if not ranked:
+    st.info("No equipment yet: machines come from the network file (tower network load) and appear once they report.")
+    st.stop()
 wanted = st.query_params.get("equipment")
 machine = st.selectbox("Machine", ranked, index=ranked.index(wanted) if wanted in ranked else 0, key="machine_id")
 st.query_params["equipment"] = machine
 
 
-@st.fragment(run_every=data.REFRESH_S)
+@ui.live_part
 def live() -> None:
     period = ui.period_ms()
     st.subheader("Ranked by risk")
     st.caption("Health 100 = every signal in its healthy range, 0 = at a limit or in fault; open alerts cap it.")
     ui.table(data.equipment_health(src), "equipment_health")
-    group = master.machines[machine]
-    st.subheader(f"{machine} · {group.type} at {master.site_names.get(group.site, group.site)}")
+    group = master.machines.get(machine)
+    where = f"{group.type} at {master.site_names.get(group.site, group.site)}" if group else "not in master data"
+    st.subheader(f"{machine} · {where}")
     frame = data.series(src, machine, tuple(health.SIGNALS), period)
     projections = data.projections(src, machine, period)
+    limits = data.machine_limits(src, machine)
+    healthy = group.healthy.ranges() if group else {}
     columns = st.columns(len(health.SIGNALS))
     for column, (name, title) in zip(columns, health.SIGNALS.items(), strict=True):
         hours, words = projections[name]
-        limit = master.limits.limits.get(name)
+        limit = limits.get(name)
         shown = "–" if hours is None else ("beyond horizon" if hours > 24 * 30 else f"{hours:.0f} h")
         column.metric(f"{title}: to limit", shown if limit is not None else "no limit", help=words, border=True)
-        column.altair_chart(charts.with_limits(frame, name, title, limit=limit, band=getattr(group.healthy, name)),
-                            width="stretch")  # fmt: skip
+        band = (healthy[name].min, healthy[name].max) if name in healthy else None
+        column.altair_chart(charts.with_limits(frame, name, title, limit=limit, band=band), width="stretch")
 
 
 live()

@@ -7,7 +7,8 @@ import streamlit as st
 
 from dashboards import data, ui
 from dashboards.maps import SHIPMENTS, SITES, legend
-from dashboards.shipments import ON_THE_ROAD, STATUS_COLOURS
+from dashboards.shipments import STATUS_COLOURS
+from tower.domain import ON_THE_ROAD
 
 st.title("Map")
 src = data.source()
@@ -28,7 +29,7 @@ def _selected(layer: str) -> dict | None:
     return picked[0] if picked else None
 
 
-@st.fragment(run_every=data.REFRESH_S)
+@ui.live_part
 def live() -> None:
     shown = data.shipment_table(src)
     for column, values in chosen.items():

@@ -6,13 +6,13 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards import data, ui
-from dashboards.shipments import ON_THE_ROAD
+from tower.domain import ON_THE_ROAD
 
 st.title("Control Tower")
 src = data.source()
 
 
-@st.fragment(run_every=data.REFRESH_S)
+@ui.live_part
 def live() -> None:
     ui.kpi_tiles(data.overview(src, ui.period_ms()))
     table = data.shipment_table(src)

@@ -16,7 +16,7 @@ st.title("Shipment")
 src = data.source()
 table = data.shipment_table(src)
 if table.empty:
-    st.info("No shipments: the dashboard knows shipments from the scenario (TOWER_SCENARIO).")
+    st.info("No shipments yet: they come from the operator's TMS (MQTT plans, `tower shipments import`, the API).")
     st.stop()
 ids = list(table.sort_values(["status", "promised_ms"])["shipment"])
 wanted = st.query_params.get("shipment")
@@ -28,7 +28,7 @@ def _clock(ms: float | None) -> str:
     return "–" if ms is None or pd.isna(ms) else rfc3339(int(ms))[:16].replace("T", " ")
 
 
-@st.fragment(run_every=data.REFRESH_S)
+@ui.live_part
 def live() -> None:
     detail = data.shipment_detail(src, chosen)
     plan, row = detail.plan, detail.row
@@ -39,7 +39,7 @@ def live() -> None:
     tiles = st.columns(4)
     tiles[0].metric("Promised", _clock(plan.promised_ms), border=True)
     arrived = pd.notna(row["arrival_ms"])
-    predicted = eta["eta_ms"] if eta is not None else None
+    predicted = row["eta_ms"]
     tiles[1].metric("Arrived" if arrived else "Predicted arrival", _clock(row["arrival_ms"] if arrived else predicted),
                     border=True)  # fmt: skip
     tiles[2].metric("Progress", f"{row['progress_pct']:.0f}% · {row['remaining_km']:.0f} km left", border=True)
@@ -56,7 +56,7 @@ def live() -> None:
             st.altair_chart(charts.eta_band(detail.eta, plan.promised_ms), width="stretch")
     with right:
         st.subheader("Cargo temperature")
-        cargo = plan.cargo_range
+        cargo = plan.cargo_type
         if detail.budget_min is not None:
             used = detail.excursion_min / detail.budget_min
             st.progress(min(1.0, used), text=f"Excursion budget used: {detail.excursion_min:.0f} of "

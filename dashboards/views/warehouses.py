@@ -10,17 +10,18 @@ from dashboards import charts, data, ui
 st.title("Warehouses")
 src = data.source()
 master = data.master(src)
-sites = [site.id for site in master.network.sites if site.type == "dc"] or [s.id for s in master.network.sites]
+sites = data.monitored_sites(src)
 if not sites:
-    st.info("No sites: the dashboard knows sites from the scenario (TOWER_SCENARIO).")
+    st.info("No sites with sensors or machines yet: sites come from the network file (tower network load), and "
+            "sensors master data does not know appear here once they report.")  # fmt: skip
     st.stop()
 wanted = st.query_params.get("site")
 site = st.selectbox("Site", sites, index=sites.index(wanted) if wanted in sites else 0, key="site_id",
-                    format_func=lambda s: master.site_names.get(s, s))  # fmt: skip
+                    format_func=lambda s: master.site_names.get(s, s) or data.NO_SITE)  # fmt: skip
 st.query_params["site"] = site
 
 
-@st.fragment(run_every=data.REFRESH_S)
+@ui.live_part
 def live() -> None:
     period = ui.period_ms()
     sensors = data.site_sensors(src, site)
@@ -29,8 +30,9 @@ def live() -> None:
     for sensor in sensors.to_dict("records"):
         frame = data.series(src, sensor["sensor"], ("temp_c", "humidity_pct"), period)
         left, right = st.columns(2)
-        setpoint = sensor["setpoint_c"]
-        band = (setpoint - 2, setpoint + 2) if setpoint is not None else None
+        band = (
+            (sensor["min_c"], sensor["max_c"]) if sensor["min_c"] is not None or sensor["max_c"] is not None else None
+        )
         left.altair_chart(charts.with_limits(frame, "temp_c", f"{sensor['zone']} °C", band=band), width="stretch")
         right.altair_chart(charts.with_limits(frame, "humidity_pct", f"{sensor['zone']} humidity %"), width="stretch")
     st.subheader("Dock doors")

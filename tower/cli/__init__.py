@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from pydantic import ValidationError
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--truth", help="write the injected faults as JSON Lines to this file")
     simulate.set_defaults(run="commands:simulate")
 
+    _master_data_commands(sub)
     _alert_commands(sub)
 
     dashboard = sub.add_parser("dashboard", help="run the Streamlit control tower (the alert queue for now)")
@@ -106,6 +108,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _master_data_commands(sub: argparse._SubParsersAction) -> None:
+    network = sub.add_parser("network", help="the network: sites, lanes, cargo types, sensors, equipment")
+    network_sub = network.add_subparsers(dest="action", metavar="ACTION", required=True)
+    load = network_sub.add_parser("load", help="load a network file (or a scenario's network) into the master data")
+    load.add_argument("file", metavar="FILE", help="network YAML (format: tower/masterdata/README.md)")
+    load.set_defaults(run="masterdata:load_network")
+    show = network_sub.add_parser("show", help="the network the tower works with now")
+    _format_option(show)
+    show.set_defaults(run="masterdata:show_network")
+
+    shipments = sub.add_parser("shipments", help="shipments: import from CSV, list, show, cancel")
+    shipments_sub = shipments.add_subparsers(dest="action", metavar="ACTION", required=True)
+    load = shipments_sub.add_parser("import", help="create or update shipments from a CSV file, all or none")
+    load.add_argument("file", metavar="FILE.csv", help="columns: id,tracker,lane,cargo,departure,promised,...")
+    load.set_defaults(run="masterdata:import_shipments")
+    listing = shipments_sub.add_parser("list", help="shipments, newest departure first")
+    listing.add_argument("--status", choices=("planned", "departed", "delivered", "cancelled"), help="only these")
+    listing.add_argument("--limit", type=int, default=1000, help="at most N (default: 1000)")
+    _format_option(listing)
+    listing.set_defaults(run="masterdata:list_shipments")
+    show = shipments_sub.add_parser("show", help="one shipment's plan and status")
+    show.add_argument("shipment_id", metavar="ID")
+    show.add_argument("--format", choices=("table", "json"), default="table", help="default: table")
+    show.set_defaults(run="masterdata:show_shipment")
+    cancel = shipments_sub.add_parser("cancel", help="cancel a shipment: its alerts end, nothing new is raised")
+    cancel.add_argument("shipment_id", metavar="ID")
+    cancel.add_argument("--reason", required=True, help="why (recorded with the shipment)")
+    cancel.add_argument("--by", help="who cancels it")
+    cancel.set_defaults(run="masterdata:cancel_shipment")
+
+
 def _alert_commands(sub: argparse._SubParsersAction) -> None:
     alerts = sub.add_parser("alerts", help="the alert engine and the alert queue")
     alerts_sub = alerts.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -113,10 +146,7 @@ def _alert_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--broker", help="mqtt://[user:pass@]host:port (default: $TOWER_BROKER)")
     run.add_argument("--rules", help="rule file, or 'default' (default: $TOWER_ALERT_RULES or default)")
     run.add_argument("--oncall", help="on-call file: contacts, schedules, policies, routes (default: $TOWER_ONCALL)")
-    run.add_argument("--scenario", help="master data: scenario file or 'default' (default: $TOWER_SCENARIO)")
-    run.add_argument(
-        "--scenario-start", help="the scenario's time 0: RFC 3339 or epoch seconds (default: today 00:00Z)"
-    )
+    run.add_argument("--network", help="network file, reloaded when it changes (default: $TOWER_NETWORK)")
     run.set_defaults(run="alerting:run_engine")
     listing = alerts_sub.add_parser("list", help="open alerts by severity and age, or all alerts")
     listing.add_argument("--status", choices=("open", "all"), default="open", help="default: open")
@@ -149,8 +179,6 @@ def _alert_commands(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--readings", help="CSV file: ts,device_id,kind,<fields>")
     source.add_argument("--since", help="from the store, from: RFC 3339, epoch seconds, or an age like 7d")
     backtest.add_argument("--until", help="with --since: end (default: now)")
-    backtest.add_argument("--scenario", help="master data for shipment rules: scenario file or 'default'")
-    backtest.add_argument("--scenario-start", help="the scenario's time 0 (default: today 00:00Z)")
     _store_option(backtest)
     backtest.add_argument("--format", choices=("table", "json"), default="table", help="default: table")
     backtest.set_defaults(run="alerting:backtest")
@@ -203,3 +231,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `tower ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -18,10 +18,7 @@ _LIST_COLUMNS = ["id", "severity", "status", "rule", "entity", "site", "fired", 
 def run_engine(args: argparse.Namespace) -> int:
     from alerts.engine import run
 
-    settings = load_settings(
-        broker=args.broker, alert_rules=args.rules, oncall=args.oncall, scenario=args.scenario,
-        scenario_start=args.scenario_start,
-    )  # fmt: skip
+    settings = load_settings(broker=args.broker, alert_rules=args.rules, oncall=args.oncall, network=args.network)
     return run(settings)
 
 
@@ -84,23 +81,23 @@ def silence(args: argparse.Namespace) -> int:
 def backtest(args: argparse.Namespace) -> int:
     _replay_quietly()
     from alerts.backtest import as_arrivals, readings_from_csv, readings_from_store, replay, summary
-    from alerts.network import load_network, scenario_start_ms
     from alerts.rules import load_rules
+    from tower.masterdata.store import MasterStore
     from tower.store import open_store
 
     rules = load_rules(args.rules)
+    settings = load_settings(store=args.store)
     if args.readings:
         readings = readings_from_csv(args.readings)
     else:
-        settings = load_settings(store=args.store)
         since = parse_moment_ms(args.since)
         until = parse_moment_ms(args.until) if args.until else now_ms()
         if since >= until:
             raise ValueError(f"--since {args.since} is not before --until {args.until or 'now'}")
         store = open_store(settings.store, settings, must_exist=True)
         readings = readings_from_store(store, since, until)
-    network = load_network(args.scenario, scenario_start_ms(args.scenario_start))
-    result = summary(replay(rules, as_arrivals(readings), network))
+    master = MasterStore(settings.master_db)
+    result = summary(replay(rules, as_arrivals(readings), master))
     if args.format == "json":
         print(json.dumps(result))
         return 0

@@ -91,7 +91,8 @@ def dashboard(args: argparse.Namespace) -> int:
 def demo(args: argparse.Namespace) -> int:
     """Broker, collector, alert engine and the default scenario (at 60x, ending now) as child processes."""
     from simulators.run import default_start_ms
-    from tower.scenario import load_scenario
+    from tower.masterdata.store import MasterStore
+    from tower.scenario import DEFAULT_SCENARIO, load_scenario
 
     settings = load_settings(store=args.store)
     port = args.port or (1883 if _port_free(1883) else None)
@@ -99,14 +100,14 @@ def demo(args: argparse.Namespace) -> int:
     speed = 60
     dashboard_port = 8501 if _port_free(8501) else free_port()
     start = rfc3339(default_start_ms(load_scenario("default").duration, speed, now_ms()))
+    MasterStore(settings.master_db).sync_network_file(DEFAULT_SCENARIO)  # the dashboard shows the sites at once
     with LocalBroker(data_dir / "broker", port=port, persistence=True) as local:
         env = {
             **os.environ,
             "TOWER_BROKER": local.url,
             "TOWER_MQTT_PROTOCOL": local.protocol,
             "TOWER_STORE": settings.store,
-            "TOWER_SCENARIO": "default",
-            "TOWER_SCENARIO_START": start,
+            "TOWER_NETWORK": str(DEFAULT_SCENARIO),  # a scenario's network part serves as the network file
         }
         logs = data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)

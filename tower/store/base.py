@@ -16,6 +16,8 @@ from tower.contract import DeadLetter, DeviceKind, DeviceStatus, Reading, Status
 if TYPE_CHECKING:
     import pandas as pd
 
+    from tower.masterdata.model import PlanMessage
+
 
 class StoreUnavailable(Exception):
     """The store cannot take writes right now (down, locked, disk full); retrying later may work."""
@@ -28,14 +30,16 @@ class Batch:
     readings: list[Reading] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     statuses: list[StatusChange] = field(default_factory=list)
+    plans: list[PlanMessage] = field(default_factory=list)  # master data: applied before the store sees the batch
 
     def __len__(self) -> int:
-        return len(self.readings) + len(self.dead_letters) + len(self.statuses)
+        return len(self.readings) + len(self.dead_letters) + len(self.statuses) + len(self.plans)
 
     def extend(self, other: Batch) -> None:
         self.readings += other.readings
         self.dead_letters += other.dead_letters
         self.statuses += other.statuses
+        self.plans += other.plans
 
 
 @dataclass(frozen=True)
