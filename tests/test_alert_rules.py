@@ -143,7 +143,8 @@ def test_the_default_rule_set_loads_and_names_nothing_of_the_demo_network():
     }  # fmt: skip
     assert all(rule.runbook.steps and rule.runbook.owner for rule in rules)
     scenario = load_scenario("default")
-    demo_names = {s.id for s in scenario.sites} | {s.name.split()[0] for s in scenario.sites} | set(scenario.cargo_types)
+    demo_names = {s.id for s in scenario.sites} | {s.name.split()[0] for s in scenario.sites}
+    demo_names |= set(scenario.cargo_types)
     text = DEFAULT_RULES.read_text().lower()
     named = sorted(name for name in demo_names if re.search(rf"\b{re.escape(name.lower())}\b", text))
     assert named == [], f"the default rules name the demo network: {named}"
