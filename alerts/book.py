@@ -161,9 +161,9 @@ class AlertBook:
                 self.db.executemany(f"INSERT OR REPLACE INTO tracking VALUES ({', '.join('?' * 13)})",
                                     [astuple(row) for row in rows])  # fmt: skip
 
-    def tracking(self) -> list[dict]:
-        """Every shipment the engine has seen a reading of: where it stands (see Tracking)."""
-        return self._rows("SELECT * FROM tracking")
+    def tracking(self) -> dict[str, Tracking]:
+        """Every shipment the engine has seen a reading of, by shipment id: where it stands."""
+        return {row["shipment_id"]: Tracking(**row) for row in self._rows("SELECT * FROM tracking")}
 
     # -- people's side ----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ Times are epoch milliseconds in event time; "as of" is the newest event time in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import cached_property
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import streamlit as st
 
 from alerts.book import AlertBook
 from alerts.rules import ColdChainRule, PredictedDelayRule, Rule, RuleSet, TrendRule, load_rules
+from alerts.shipment_view import RuleRoles, ShipmentView, shipment_views
 from dashboards import health, kpis, maps, shipments
 from tower.config import load_settings
 from tower.contract import DeviceKind
@@ -76,7 +77,7 @@ class Master:
     def __init__(self, data: MasterData, rules: RuleSet) -> None:
         self.data = data
         self.rules = rules
-        self.roles = shipments.RuleRoles.of(rules)
+        self.roles = RuleRoles.of(rules)
         self.limits = health.Limits.of(rules)
         self.trend_rules = frozenset(rule.id for rule in rules.rules if isinstance(rule, TrendRule))
         self.plans: dict[str, ShipmentPlan] = data.plans
@@ -120,10 +121,6 @@ def _store(url: str) -> Store:
 @st.cache_resource
 def _book(path: str) -> AlertBook:
     return AlertBook(path)
-
-
-TRACKING_COLUMNS = ["shipment_id", "tracker", "last_ms", "lat", "lon", "temp_c", "speed_kmh", "remaining_m",
-                    "arrived_ms", "eta_early_ms", "eta_ms", "eta_late_ms", "excursion_ms"]  # fmt: skip
 
 
 def _with_ms(frame: pd.DataFrame) -> pd.DataFrame:
@@ -176,17 +173,13 @@ def latest(src: Source, kind: DeviceKind) -> pd.DataFrame:
 
 
 @_live
-def tracking(src: Source) -> pd.DataFrame:
-    """The engine's tracking of every shipment it has seen (alerts.evaluate.Tracking)."""
-    return pd.DataFrame(_book(src.alerts_db).tracking(), columns=TRACKING_COLUMNS)
-
-
-@_live
 def shipment_table(src: Source) -> pd.DataFrame:
-    """Every shipment of the master data with its status (dashboards/shipments.py)."""
+    """Every shipment of the master data, where it stands (alerts.shipment_view, as the API and CLI)."""
     m = master(src)
     now = as_of(src)
-    return shipments.shipment_table(m.plans, tracking(src), alerts_frame(src, now - 2 * DAY_MS), m.roles, now)
+    alerts = alerts_frame(src, now - 2 * DAY_MS)[["rule", "entity", "severity", "status"]].to_dict("records")
+    views = shipment_views(m.plans, _book(src.alerts_db).tracking(), alerts, m.roles, now)
+    return pd.DataFrame([asdict(view) for view in views], columns=[f.name for f in fields(ShipmentView)])
 
 
 @_live

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from dashboards.shipments import RuleRoles
+from alerts.shipment_view import RuleRoles
 
 MINUTE = 60_000
 RATE_WINDOW_MS = 5 * MINUTE  # ingest rate: readings per second over the last five minutes

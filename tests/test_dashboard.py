@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from alerts.book import AlertBook
 from alerts.rules import load_rules
+from alerts.shipment_view import RuleRoles
 from dashboards import data, kpis
 from simulators.backfill import backfill
 from simulators.engine import Simulation
@@ -114,7 +115,7 @@ def test_kpi_rules_on_hand_made_frames():
         "rule": ["cold"], "entity": ["b"], "fired_ms": [50.0], "resolved_ms": [70.0], "raised_wall_ms": [1_000.0],
         "acked_ms": [121_000.0], "resolved_wall_ms": [None],
     })  # fmt: skip
-    roles = data.shipments.RuleRoles(frozenset(), frozenset({"cold"}))
+    roles = RuleRoles(frozenset(), frozenset({"cold"}))
     assert kpis.cold_chain_compliance(shipments, alerts, roles, 0, 200) == 50.0
     assert kpis.cold_chain_compliance(shipments, alerts, roles, 80, 200) == 100.0
     assert kpis.mean_minutes(alerts, "acked_ms", 0, 100) == 2.0
