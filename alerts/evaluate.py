@@ -27,7 +27,7 @@ from alerts.rules import MissingDataRule, Rule, RuleSet, for_entity
 from tower.contract import DeviceKind, Reading
 from tower.domain import ArrivalWatch, Severity, ShipmentStatus
 from tower.geo import LatLon
-from tower.masterdata.view import Entity, MasterData, Position
+from tower.masterdata.view import LOADING_MS, Entity, MasterData, Position
 
 REORDER_DEPTH = 8  # newest readings kept per device to place late ones among
 REORDER_HORIZON_MS = 2 * 3_600_000  # and no older than this behind the device's newest
@@ -214,14 +214,8 @@ class RuleEvaluator:
         return device, self._rebind(device, device_id, entity)
 
     def _bind(self, device: _Device, device_id: str) -> None:
-        """Rules in scope for the device's entity, resolved for its ranges."""
-        entity = device.entity
-        scoped = []
-        for rule in self.rules:
-            if rule.scope.matches(device.kind, device_id, entity.site, entity.cargo, entity.site_type):
-                resolved = for_entity(rule, entity.ranges)
-                if resolved is not None:
-                    scoped.append(resolved)
+        """Rules in scope for the device's entity, resolved for its ranges, each with its conditions."""
+        scoped = self._scoped(device, device_id, device.entity)
         device.rules = [rule for rule in scoped if not isinstance(rule, MissingDataRule)]
         device.missing = [rule for rule in scoped if isinstance(rule, MissingDataRule)]
         for rule in device.rules:
@@ -229,30 +223,46 @@ class RuleEvaluator:
             device.current.setdefault(rule.id, CONDITIONS[rule.type]())
             device.reported.setdefault(rule.id, (State.NORMAL, rule.level))
 
+    def _scoped(self, device: _Device, device_id: str, entity: Entity) -> list[Rule]:
+        scoped = []
+        for rule in self.rules:
+            if rule.scope.matches(device.kind, device_id, entity.site, entity.cargo, entity.site_type):
+                resolved = for_entity(rule, entity.ranges)
+                if resolved is not None:
+                    scoped.append(resolved)
+        return scoped
+
     def _rebind(self, device: _Device, device_id: str, entity: Entity) -> list[Change]:
         """The device stands for another entity now (or its entity changed): alerts of what it no
-        longer stands for end; conditions of rules that still apply to the same entity carry on."""
+        longer stands for end; conditions of rules that still apply to the same entity carry on. For a
+        new entity the kept readings that belong to it are replayed (a plan that arrives a moment after
+        the tracker's first readings loses none of them)."""
         old, same = device.entity, entity.entity_id == device.entity.entity_id
-        before = {rule.id: rule for rule in device.rules}
+        carried = (
+            {r.id for r in self._scoped(device, device_id, entity)} & {r.id for r in device.rules} if same else set()
+        )
+        changes = []
+        for rule in device.rules:
+            if rule.id in carried:
+                continue
+            state, severity = device.reported.pop(rule.id, (State.NORMAL, rule.level))
+            device.checkpoint.pop(rule.id, None)
+            device.current.pop(rule.id, None)
+            if state is not State.NORMAL:
+                changes.append(self._change(rule, device, device_id, State.NORMAL, severity, max(device.newest, 0),
+                                            None, self._ended(old, entity)))  # fmt: skip
         device.entity = entity
         if not same:
-            device.checkpoint, device.current, device.silent = {}, {}, set()
+            device.silent = set()
             device.arrival, device.arrival_checkpoint = ArrivalWatch(), ArrivalWatch()
+            begins = entity.plan.departure_ms - LOADING_MS if entity.plan else -1
+            device.readings = [(ts, n, fields, self._locate(device, fields))
+                               for ts, n, fields, _ in device.readings if ts >= begins]  # fmt: skip
         self._bind(device, device_id)
-        kept = {rule.id for rule in device.rules} if same else set()
-        changes = []
-        at = max(device.newest, 0)
-        for rule_id, rule in before.items():
-            if rule_id in kept:
-                continue
-            state, severity = device.reported.pop(rule_id, (State.NORMAL, rule.level))
-            device.checkpoint.pop(rule_id, None)
-            device.current.pop(rule_id, None)
-            if state is not State.NORMAL:
-                device.entity = old
-                changes.append(self._change(rule, device, device_id, State.NORMAL, severity, at, None,
-                                            self._ended(old, entity)))  # fmt: skip
-                device.entity = entity
+        if not same and device.readings:
+            for entry in device.readings:
+                self._step_all(device, device.current, device.arrival, entry)
+            changes += self._report(device, device_id, device.newest)
         return changes
 
     def _ended(self, old: Entity, new: Entity) -> str:
