@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -22,8 +20,8 @@ from dashboards import data, kpis
 from simulators.backfill import backfill
 from simulators.engine import Simulation
 from simulators.tms import PLAN_LEAD_MS
-from tests.conftest import REPO, wait_until
-from tower.broker import free_port
+from tests.browser import SCREENSHOTS, chromium, dashboard
+from tests.conftest import REPO
 from tower.domain import ON_THE_ROAD, OPEN_STATUSES
 from tower.masterdata.store import MasterStore
 from tower.scenario import load_scenario
@@ -33,7 +31,6 @@ from tower.timeutil import parse_moment_ms
 START = "2026-01-05T00:00:00Z"
 SEEDED_MS = int(9.25 * 3_600_000)
 PAGES = ["overview", "map", "shipment", "warehouses", "equipment", "alerts"]
-ARTIFACTS = REPO / "test-artifacts" / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -253,53 +250,32 @@ def test_an_action_without_a_name_is_refused(var):
 
 @pytest.fixture
 def running_dashboard(var, tmp_path):
-    port = free_port()
-    log = tmp_path / "dashboard.log"
-    process = subprocess.Popen([sys.executable, "-m", "tower.cli", "dashboard", "--port", str(port)], cwd=REPO,
-                               stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115 # fmt: skip
-    try:
-        wait_until(lambda: b"You can now view" in log.read_bytes() or process.poll() is not None, 60, "dashboard")
-        assert process.poll() is None, log.read_text()
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(30)
+    with dashboard(tmp_path / "dashboard.log") as url:
+        yield url
 
 
 def test_headless_chromium_renders_the_map_the_kpis_and_the_alert_queue(running_dashboard):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    assert shutil.which("chromium") and shutil.which("chromedriver"), "apt-get install -y chromium chromium-driver"
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1600,1300"):  # fmt: skip
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    found = lambda css: browser.find_elements(By.CSS_SELECTOR, css)  # noqa: E731
-    try:
+    with chromium() as browser:
+        found = lambda css: browser.find_elements(By.CSS_SELECTOR, css)  # noqa: E731
         wait = WebDriverWait(browser, 60)
         browser.get(running_dashboard)
         wait.until(lambda _: len(found('[data-testid="stMetricValue"]')) >= 13)
         wait.until(lambda _: found('[data-testid="stDeckGlJsonChart"] canvas'))
         values = [element.text for element in found('[data-testid="stMetricValue"]')]
         assert values[0] == "6" and values[2] == "1", values  # in transit, predicted late
-        browser.save_screenshot(str(ARTIFACTS / "overview.png"))
+        browser.save_screenshot(str(SCREENSHOTS / "overview.png"))
         browser.get(f"{running_dashboard}/map")
         wait.until(lambda _: found('[data-testid="stDeckGlJsonChart"] canvas'))
         canvas = found('[data-testid="stDeckGlJsonChart"] canvas')[0]
         assert canvas.size["width"] > 500 and canvas.size["height"] > 300
-        browser.save_screenshot(str(ARTIFACTS / "map.png"))
+        browser.save_screenshot(str(SCREENSHOTS / "map.png"))
         browser.get(f"{running_dashboard}/alerts")
         wait.until(lambda _: found('[data-testid="stDataFrame"]'))
         wait.until(lambda _: "delivery-at-risk" in browser.find_element(By.TAG_NAME, "body").text or found(
             '[data-testid="stDataFrame"] canvas'))  # fmt: skip
         severities = [element.text for element in found('[data-testid="stMetricLabel"]')]
         assert severities[:4] == ["critical", "major", "minor", "info"], severities
-        browser.save_screenshot(str(ARTIFACTS / "alerts.png"))
-    finally:
-        browser.quit()
+        browser.save_screenshot(str(SCREENSHOTS / "alerts.png"))
