@@ -105,7 +105,7 @@ def test_devices_and_dead_letters(seeded):
         (["query", "readings"], "required: --device"),
         (["query", "dead-letters", "--store", "sqlite:///does/not/exist.db"], "does not exist yet"),
         (["devices", "--store", "postgres://x"], "unknown scheme 'postgres'"),
-        (["ingest", "--broker", "http://x"], "is not of the form mqtt://"),
+        (["ingest", "--broker", "http://x"], "is not of the form mqtt[s]://"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
