@@ -275,6 +275,10 @@ def test_device_accounts_from_the_command_line(deployed, probes):
     wrong = tower("devices", "add", "x", "--kind", "shipment", env=wrong_password)
     assert wrong.returncode == 2 and "refused the connection" in wrong.stderr
     assert "S3cretPW" not in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
+    simulator = tower("simulate", "--speed", "max", "--duration", "1m", "--broker", deployed.url("conv-a", "S3cretPW"),
+                      env=env)  # fmt: skip
+    assert simulator.returncode == 2 and "refused the connection: Not authorized" in simulator.stderr
+    assert "S3cretPW" not in simulator.stderr
 
 
 # -- the decoder: what the broker cannot see ------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
@@ -130,6 +131,34 @@ def connect(
             method(address.host, address.port, keepalive=30)
     except OSError as error:  # refused, unreachable, or a TLS handshake that failed (ssl.SSLError)
         raise BrokerUnavailable(f"cannot connect to {address}: {error}") from None
+
+
+def start_and_wait(
+    client: mqtt.Client, address: BrokerAddress, properties: Properties | None, timeout_s: float = 15.0
+) -> None:
+    """Connect a short-lived client and start its loop; ValueError if the broker refuses the account.
+
+    For one-shot tools (the simulator): a wrong password or a missing account is one clear error at
+    once, not a stall while paho retries in the background.
+    """
+    answered, outcome = threading.Event(), []
+    own_callback = client.on_connect
+
+    def on_connect(client: mqtt.Client, userdata, flags, reason_code, properties=None) -> None:
+        outcome.append(reason_code)
+        answered.set()
+        if own_callback is not None:
+            own_callback(client, userdata, flags, reason_code, properties)
+
+    client.on_connect = on_connect
+    connect(client, address, properties, persistent=False)
+    client.loop_start()
+    if not answered.wait(timeout_s) or outcome[0].is_failure:
+        client.loop_stop()
+        if not outcome:
+            raise BrokerUnavailable(f"{address} accepted no MQTT connection within {timeout_s:.0f} s (TLS port?)")
+        raise ValueError(f"{address} refused the connection: {outcome[0]} (check the account and its password)")
+    client.on_connect = own_callback
 
 
 class QosPublisher:

@@ -17,6 +17,9 @@ from tower.mqtt import BrokerUnavailable
 from tower.store import StoreUnavailable
 
 FORMATS = ("table", "csv", "json")
+# Optional dependencies by the extra that installs them (pyproject.toml): the collector's image has none.
+EXTRAS = {"apprise": "alerts", "influxdb_client": "influx", "urllib3": "influx", "streamlit": "dashboard",
+          "pydeck": "dashboard"}  # fmt: skip
 BROKER_HELP = "mqtt[s]://[account:password@]host:port (default: $TOWER_BROKER)"
 
 
@@ -257,5 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokerUnavailable as error:
         print(f"tower: error: broker unavailable: {error}", file=sys.stderr)
         return 1
+    except ModuleNotFoundError as error:
+        if error.name not in EXTRAS:
+            raise
+        print(f"tower: error: '{args.command}' needs {error.name}: pip install 'control-tower[{EXTRAS[error.name]}]'",
+              file=sys.stderr)  # fmt: skip
+        return 2
     except KeyboardInterrupt:
         return 130

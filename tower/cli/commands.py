@@ -82,8 +82,9 @@ def broker(args: argparse.Namespace) -> int:
 def dashboard(args: argparse.Namespace) -> int:
     """`streamlit run dashboards/app.py`, headless, with the store and data directory passed on."""
     settings = load_settings(store=args.store)
-    if importlib.util.find_spec("streamlit") is None or importlib.util.find_spec("pydeck") is None:
-        raise ValueError("the dashboard needs its extra: pip install 'control-tower[dashboard]'")
+    for module in ("streamlit", "pydeck"):  # imported by the Streamlit process, not this one: check here
+        if importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(module, name=module)
     app = Path(importlib.util.find_spec("dashboards").origin).parent / "app.py"  # in the source tree or installed
     env = {**os.environ, "TOWER_STORE": settings.store, "TOWER_DATA_DIR": str(settings.data_dir.resolve())}
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),

@@ -38,7 +38,7 @@ def print_frame(frame: pd.DataFrame, fmt: str, empty_message: str) -> None:
 
 def _printable_text(frame: pd.DataFrame) -> pd.DataFrame:
     for column in frame.columns:
-        if frame[column].dtype == object:
+        if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(frame[column]):
             frame[column] = [printable(v) if isinstance(v, str) else v for v in frame[column]]
     return frame
 
