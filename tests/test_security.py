@@ -308,3 +308,30 @@ def test_payloads_naming_another_device_are_dead_lettered():
     buffered = json.dumps([{"ts": now_ms() - 1000, "rpm": 1.0}, {"ts": now_ms() - 900, "rpm": 1.0, "device_id": 2}])
     batch = DECODER.decode("tower/v1/equipment/m-1/telemetry", buffered.encode(), now_ms())
     assert len(batch.readings) == 1 and "payload names a device_id" in batch.dead_letters[0].reason
+
+
+def test_a_client_certificate_where_the_broker_requires_one(tmp_path, probes):
+    certs = tmp_path / "certs"
+    make_certs = REPO / "deploy" / "make-certs.sh"
+    subprocess.run([make_certs, certs, "127.0.0.1"], check=True, capture_output=True)
+    subprocess.run([make_certs, certs, "--client", "tower-ingest"], check=True, capture_output=True)
+    port = free_port()
+    config = (f"user {getpass.getuser()}\nlistener {port} 127.0.0.1\nallow_anonymous false\n"
+              f"cafile {certs}/ca.crt\ncertfile {certs}/server.crt\nkeyfile {certs}/server.key\n"
+              "require_certificate true\nuse_identity_as_username true\n")  # fmt: skip
+    with LocalBroker(tmp_path, port=port, config=config):
+        url, ca = f"mqtts://127.0.0.1:{port}", certs / "ca.crt"
+        cert, key = certs / "tower-ingest.crt", certs / "tower-ingest.key"
+        accepted = probes(load_settings(broker=url, mqtt_ca_file=ca, mqtt_cert_file=cert, mqtt_key_file=key))
+        assert accepted.connack == 0
+        try:  # no certificate: the handshake fails (TLS 1.2), or the broker closes at once (TLS 1.3)
+            refused = Probe(load_settings(broker=url, mqtt_ca_file=ca))
+        except BrokerUnavailable:
+            pass
+        else:
+            refused.close()
+            assert refused.connack is None
+    with pytest.raises(ValueError, match="go together"):
+        make_client(load_settings(broker=url, mqtt_ca_file=ca, mqtt_cert_file=cert), "x")
+    with pytest.raises(ValueError, match="plain text; use mqtts://"):
+        make_client(load_settings(broker=f"mqtt://127.0.0.1:{port}", mqtt_ca_file=ca), "x")
