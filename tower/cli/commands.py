@@ -89,7 +89,7 @@ def dashboard(args: argparse.Namespace) -> int:
     env = {**os.environ, "TOWER_STORE": settings.store, "TOWER_DATA_DIR": str(settings.data_dir.resolve())}
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
-    return subprocess.call(command, env=env)
+    os.execve(sys.executable, command, env)  # Streamlit takes this process: stop signals reach it, no orphan
 
 
 def health(args: argparse.Namespace) -> int:
