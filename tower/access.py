@@ -7,7 +7,7 @@ decoder enforces what a broker cannot see: a payload naming another device than 
 
 | account | publishes | subscribes |
 |---|---|---|
-| device (shipment, ...) | its telemetry and status, `tower/v1/lp/<id>`, its OwnTracks topic | nothing |
+| device (shipment, ...) | its telemetry, status, `tower/v1/lp/<id>`, `owntracks/<user>/<device>/#` | nothing |
 | collector | nothing | `tower/v1/#`, `owntracks/#` (also as `$share/<group>/...`) |
 | alerts (the engine) | `tower/v1/alerts/<id>` (retained announcements) | `tower/v1/#`, `owntracks/#` |
 | dashboard | nothing | `tower/v1/alerts/+` |
@@ -80,7 +80,9 @@ def grants(name: str, kind: AccountKind) -> list[Grant]:
     if isinstance(kind, DeviceKind):
         topics = [telemetry_topic(kind, name), status_topic(kind, name), line_protocol_topic(name)]
         owntracks = owntracks_topic(name) if kind is DeviceKind.SHIPMENT else None
-        return [Grant("publish", topic) for topic in topics + ([owntracks] if owntracks else [])]
+        # The app also publishes .../event, /info, /waypoints: ingest dead-letters them, but a refused
+        # publish would make mosquitto drop the phone's connection each time.
+        return [Grant("publish", topic) for topic in topics + ([f"{owntracks}/#"] if owntracks else [])]
     everything = [f"{TOPIC_ROOT}/#", f"{OWNTRACKS_ROOT}/#"]
     match kind:
         case ServiceRole.COLLECTOR:

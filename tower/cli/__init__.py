@@ -13,6 +13,8 @@ import sys
 
 from pydantic import ValidationError
 
+from tower.access import ServiceRole
+from tower.contract import DeviceKind
 from tower.mqtt import BrokerUnavailable
 from tower.store import StoreUnavailable
 
@@ -129,7 +131,7 @@ def _account_commands(sub: argparse._SubParsersAction) -> None:
     listing.add_argument("--format", choices=FORMATS, default=argparse.SUPPRESS, help="output format (default: table)")
     add = devices_sub.add_parser("add", help="create a device's MQTT account; prints its password once")
     add.add_argument("device_id", metavar="ID")
-    add.add_argument("--kind", required=True, choices=("shipment", "warehouse", "equipment"), help="device kind")
+    add.add_argument("--kind", required=True, choices=[kind.value for kind in DeviceKind], help="device kind")
     _broker_option(add, admin_help)
     add.set_defaults(run="accounts:add_device")
     for action, helptext in (("remove", "delete a device's MQTT account (disconnects it)"),
@@ -147,7 +149,7 @@ def _account_commands(sub: argparse._SubParsersAction) -> None:
     listing.set_defaults(run="accounts:list_accounts")
     add = accounts_sub.add_parser("add", help="create a service account; prints its password once")
     add.add_argument("name", metavar="NAME")
-    add.add_argument("--role", required=True, choices=("collector", "alerts", "dashboard", "simulator", "integration"),
+    add.add_argument("--role", required=True, choices=[role.value for role in ServiceRole],
                      help="what it may do (see tower/access.py)")  # fmt: skip
     _broker_option(add, admin_help)
     add.set_defaults(run="accounts:add_account")
