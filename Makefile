@@ -1,23 +1,27 @@
-# Every target sets itself up on a fresh machine: the virtual environment is built on first use.
+# Every target sets itself up on a fresh machine: system packages through .ci/prerequisites
+# (installed as root on Debian/Ubuntu, otherwise named in one line), the virtual environment on first use.
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean system-demo system-test
 
-demo: $(STAMP)  ## run the whole system locally (Ctrl-C stops it)
+demo: system-demo $(STAMP)  ## run the whole system locally (Ctrl-C stops it)
 	$(VENV)/bin/tower demo
 
-test: $(STAMP)  ## lint, then the test suite against a real mosquitto
+test: system-test $(STAMP)  ## lint, then the test suite against a real mosquitto
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
-bench: $(STAMP)  ## performance figures, each next to its baseline measured in the same run
+bench: system-demo $(STAMP)  ## performance figures, each next to its baseline measured in the same run
 	$(PY) -m benchmarks.ingest
 	$(PY) -m benchmarks.simulator
 	$(PY) -m benchmarks.alerts
 	$(PY) -m benchmarks.dashboard
+
+system-demo system-test:
+	@.ci/prerequisites $(subst system-,,$@)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)

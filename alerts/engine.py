@@ -4,7 +4,9 @@ Its own persistent MQTT session (client id `tower-alerts`, QoS 1) on the same st
 so readings sent while it is down wait at the broker. paho's network thread only decodes; one
 engine thread evaluates, records, escalates (once a second) and snapshots the rule state every
 `alerts_snapshot_s` and on shutdown. Alerts are announced retained on `tower/v1/alerts/<id>`;
-an acknowledgement arrives on `tower/v1/alerts/<id>/ack` as {"by": "name", "note": "..."}.
+an acknowledgement arrives on `tower/v1/alerts/<id>/ack/<account>` as {"note": "..."}: the broker
+lets only that account publish there (tower.access), so the account is the actor recorded. MQTT
+does not tell a subscriber who published; the topic has to.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from alerts.service import AlertService
 from ingest.decode import Decoder
 from tower.config import Settings
 from tower.contract import OWNTRACKS_ROOT, TOPIC_ROOT
+from tower.health import beat
 from tower.masterdata.live import LiveMaster
 from tower.masterdata.store import MasterStore
 from tower.mqtt import connect, make_client
@@ -120,6 +123,8 @@ class Engine:
                         self.service.set_master(master, now_ms())
                         log.info("master data revision %d: %d shipments", master.revision, len(master.shipments))
                     self.service.tick(now_ms())
+                    if self.client.is_connected():
+                        beat(self.settings.health_dir / self.settings.alerts_client_id)
                 if now - last_snapshot >= self.settings.alerts_snapshot_s:
                     last_snapshot = now
                     snapshot(self.settings.alerts_state, self.evaluator, self.fingerprint)
@@ -137,15 +142,17 @@ class Engine:
 
     def _handle(self, item: tuple) -> None:
         if item[0] == "ack":
-            _, alert_id, payload = item
+            _, alert_id, account, payload = item
             try:
-                command = json.loads(payload)
-                by, note = str(command["by"]), str(command.get("note", ""))
-                self.service.acknowledge(alert_id, by, note, now_ms())
-                log.info("alert %s acknowledged by %s over MQTT", alert_id, by)
-            except (ValueError, KeyError, TypeError) as problem:
-                log.warning("ignored acknowledgement of %s: %s (send {\"by\": NAME, \"note\": TEXT})", alert_id,
-                            problem)  # fmt: skip
+                command = json.loads(payload or b"{}")
+                note = str(command.get("note", ""))
+                if command.get("by") not in (None, account):  # a claim, kept as one: the account is the actor
+                    note = f"for {str(command['by'])[:80]}: {note}"
+                self.service.acknowledge(alert_id, account, note, now_ms())
+                log.info("alert %s acknowledged by %s over MQTT", alert_id, account)
+            except (ValueError, AttributeError) as problem:
+                log.warning("ignored acknowledgement of %s by %s: %s (send {\"note\": TEXT} or nothing)", alert_id,
+                            account, problem)  # fmt: skip
             return
         wall = now_ms()
         for reading in item[1]:
@@ -170,9 +177,9 @@ class Engine:
     def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
         topic = message.topic
         if topic.startswith(ALERTS_TOPIC + "/"):
-            parts = topic.split("/")
-            if len(parts) == 5 and parts[4] == "ack":
-                self._inbox.put(("ack", parts[3], message.payload))
+            parts = topic.split("/")  # tower/v1/alerts/<id>/ack/<account>
+            if len(parts) == 6 and parts[4] == "ack":
+                self._inbox.put(("ack", parts[3], parts[5], message.payload))
             return
         batch = self.decoder.decode(topic, message.payload, now_ms())
         if batch.readings:  # bad messages are ingest's to dead-letter

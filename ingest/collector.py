@@ -16,8 +16,9 @@ from ingest.decode import Decoder
 from ingest.plan_sink import PlanSink
 from ingest.spool import Spool
 from ingest.writer import Delivery, IngestStats, Writer
-from tower.config import Settings
+from tower.config import Settings, redact_url
 from tower.contract import OWNTRACKS_ROOT, TOPIC_ROOT
+from tower.health import beat
 from tower.masterdata.live import LiveMaster
 from tower.masterdata.store import MasterStore
 from tower.mqtt import connect, make_client
@@ -112,10 +113,13 @@ def run(settings: Settings, store: Store) -> int:
     tune_gc_for_streaming()
     collector = Collector(settings, store)
     done = stop_event()
-    log.info("collecting %s from %s into %s", ", ".join(collector.topics()), collector.address, settings.store)
+    log.info("collecting %s from %s into %s", ", ".join(collector.topics()), collector.address,
+             redact_url(settings.store))  # fmt: skip
     collector.start()
     while not done.wait(1.0):
         if collector.writer.failure is not None:
             break
+        if collector.client.is_connected():
+            beat(settings.health_dir / settings.ingest_client_id)
     collector.stop()
     return 1 if collector.writer.failure is not None else 0

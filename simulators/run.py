@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from simulators.engine import Message, Simulation
 from simulators.faults import write_truth
 from tower.config import Settings
-from tower.mqtt import QosPublisher, connect, make_client
+from tower.mqtt import QosPublisher, make_client, start_and_wait
 from tower.timeutil import now_ms, rfc3339
 
 log = logging.getLogger("tower.simulate")
@@ -77,8 +77,7 @@ def run(
         write_truth(simulation.truth(), truth_path)
         log.info("ground truth: %d injected faults in %s", len(simulation.truth()), truth_path)
     client, address, properties = make_client(settings, f"tower-simulator-{simulation.seed}")
-    connect(client, address, properties, persistent=False)
-    client.loop_start()
+    start_and_wait(client, address, properties)
     publisher = QosPublisher(client)
     try:
         stats = play(simulation, lambda m: publisher.publish(m.topic, m.payload, retain=m.retain), speed, stop)

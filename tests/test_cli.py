@@ -105,7 +105,7 @@ def test_devices_and_dead_letters(seeded):
         (["query", "readings"], "required: --device"),
         (["query", "dead-letters", "--store", "sqlite:///does/not/exist.db"], "does not exist yet"),
         (["devices", "--store", "postgres://x"], "unknown scheme 'postgres'"),
-        (["ingest", "--broker", "http://x"], "is not of the form mqtt://"),
+        (["ingest", "--broker", "http://x"], "is not of the form mqtt[s]://"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
@@ -129,3 +129,33 @@ def test_bad_configuration_is_one_line_too(seeded):
     )
     assert result.returncode == 2
     assert "batch_max" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_device_controlled_text_is_escaped_for_the_terminal(tmp_path):
+    url = f"sqlite:///{tmp_path}/hostile.db"
+    store = open_store(url)
+    hostile = "\x1b]0;pwned\x07\x1b[2J\u202egnp.exe"
+    store.write(
+        Batch(dead_letters=[DeadLetter(T0, f"tower/v1/{hostile}", hostile, f"unknown device kind '{hostile}'")])
+    )
+    store.close()
+    for fmt in ("table", "csv"):
+        shown = tower("query", "dead-letters", "--store", url, "--format", fmt).stdout
+        assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown
+        assert "\\x1b]0;pwned\\x07" in shown and "\\u202egnp.exe" in shown  # visible, as escapes
+    (letter,) = json.loads(tower("query", "dead-letters", "--store", url, "--format", "json").stdout)
+    assert letter["payload"] == hostile  # JSON escapes by itself; programs get the exact text
+
+
+def test_credentials_in_urls_never_reach_the_terminal(seeded):
+    for args in (["ingest", "--broker", "mqtts://alice:S3cretPW@h:88x83"], ["ingest", "--broker", "http://alice:S3cretPW@h"],
+                 ["devices", "--store", "postgres://alice:S3cretPW@h/db"],
+                 ["query", "dead-letters", "--store", "sqlite:///alice:S3cretPW@nowhere/x.db"]):  # fmt: skip
+        result = tower(*args)
+        assert result.returncode == 2 and "alice" in result.stderr, result.stderr
+        assert "S3cretPW" not in result.stderr and "S3cretPW" not in result.stdout
+
+
+def test_devices_list_is_the_devices_listing(seeded):
+    listed = tower("devices", "list", "--store", seeded, "--format", "csv").stdout
+    assert listed == tower("devices", "--store", seeded, "--format", "csv").stdout and "pump-1,equipment" in listed

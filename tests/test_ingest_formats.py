@@ -68,7 +68,7 @@ def test_owntracks_location_becomes_a_shipment_reading(start_collector, publishe
     )
     publisher.send("owntracks/driver7/phone", {"_type": "lwt", "tst": tst})
     wait_until(lambda: store.devices() and store.devices()[0].status, what="owntracks device and status")
-    row = store.readings("driver7-phone").iloc[0]
+    row = store.readings("driver7.phone").iloc[0]  # owntracks/<user>/<device> -> <user>.<device>
     assert row["ts"].value // 1_000_000 == tst * 1000
     assert (row["lat"], row["lon"], row["speed_kmh"], row["heading_deg"], row["battery_pct"]) == (
         52.37,
@@ -84,11 +84,11 @@ def test_owntracks_location_becomes_a_shipment_reading(start_collector, publishe
 def test_line_protocol_from_telegraf(start_collector, publisher, store):
     start_collector()
     ts_ns = (now_ms() - 5_000) * 1_000_000
-    publisher.send(
-        "tower/v1/lp/edge-gw-1/equipment",
-        f'equipment,device_id=press-2,host=edge-gw-1 vibration_rms_mm_s=4.5,rpm=900i,state="idle" {ts_ns}\n'
-        f"warehouse,device_id=dc2-dry temp_c=21.5,humidity_pct=48 {ts_ns}\n",
+    publisher.send(  # each device on its own topic: a device publishes only its own readings
+        "tower/v1/lp/press-2",
+        f'equipment,device_id=press-2,host=edge-gw-1 vibration_rms_mm_s=4.5,rpm=900i,state="idle" {ts_ns}\n',
     )
+    publisher.send("tower/v1/lp/dc2-dry", f"warehouse,device_id=dc2-dry temp_c=21.5,humidity_pct=48 {ts_ns}\n")
     wait_until(lambda: len(store.devices()) == 2, what="two line-protocol devices")
     press = store.readings("press-2").iloc[0]
     assert press["ts"].value == ts_ns // 1_000_000 * 1_000_000

@@ -32,8 +32,8 @@ MALFORMED = [
     ("invalid device id", "tower/v1/shipment/trk 9!/telemetry", b'{"ts": 1763800000}', "invalid device id"),
     ("bad status", "tower/v1/shipment/trk-9/status", b"sleeping", "status must be 'online' or 'offline'"),
     ("bad state", "tower/v1/equipment/m-1/telemetry", b'{"ts": 1763800000, "state": "on fire"}', "field state"),
-    ("bad line protocol", "tower/v1/lp/gw/x", b"equipment,device_id=m-1", "invalid line protocol"),
-    ("line protocol without time", "tower/v1/lp/gw/x", b"equipment,device_id=m-1 rpm=5", "no timestamp"),
+    ("bad line protocol", "tower/v1/lp/m-1", b"equipment,device_id=m-1", "invalid line protocol"),
+    ("line protocol without time", "tower/v1/lp/m-1", b"equipment,device_id=m-1 rpm=5", "no timestamp"),
     ("OwnTracks waypoint", "owntracks/u/p", b'{"_type": "waypoint", "tst": 1763800000}', "_type 'waypoint'"),
 ]
 

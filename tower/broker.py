@@ -1,23 +1,30 @@
-"""A local MQTT broker for the demo, the tests and the benchmarks.
+"""A local mosquitto for the demo, the tests and the benchmarks.
 
-mosquitto when installed, configured so a slow or absent persistent subscriber loses nothing
-(the default queue limit of 1000 messages drops QoS 1 messages beyond it). Without mosquitto,
-amqtt, a pure-Python broker that speaks MQTT 3.1.1 only, so clients must use protocol 3.1.1.
+Configured so a slow or absent persistent subscriber loses nothing (the default queue limit of
+1000 messages drops QoS 1 messages beyond it). With accounts=True it runs the way
+deploy/mosquitto.conf runs production, minus TLS on loopback: anonymous off, accounts and ACLs in
+the dynamic-security plugin (tower.accounts), the plugin's admin password in `admin-password`.
+There is no fallback broker: amqtt, the pure-Python one used before, lost acknowledged readings in
+the SIGKILL and full-spool drills and cannot do MQTT 5 shared subscriptions.
 """
 
 from __future__ import annotations
 
+import getpass
+import glob
 import os
+import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 MOSQUITTO_CONF = """\
+# mosquitto keeps the user it is started as (by default root switches to 'mosquitto', who cannot read our files)
+user {user}
 listener {port} 127.0.0.1
-allow_anonymous true
+allow_anonymous {anonymous}
 # Nothing lost for slow or offline persistent sessions: no limit on queued QoS 1 messages.
 max_queued_messages 0
 max_queued_bytes 0
@@ -31,14 +38,33 @@ log_type warning
 log_type notice
 """
 
-AMQTT_CONF = """\
-listeners:
-  default:
-    type: tcp
-    bind: 127.0.0.1:{port}
-auth:
-  allow-anonymous: true
+ACCOUNTS_CONF = """\
+plugin {plugin}
+plugin_opt_config_file {data_dir}/dynamic-security.json
 """
+
+ADMIN_ACCOUNT = "admin"
+_INSTALL = "install mosquitto (Debian/Ubuntu: apt-get install mosquitto; macOS: brew install mosquitto)"
+
+
+def mosquitto_tool(name: str) -> str:
+    """The path of a mosquitto program; ValueError naming the package if it is not installed."""
+    # Debian installs mosquitto in /usr/sbin, which is not on every user's PATH.
+    found = shutil.which(name, path=f"{os.environ.get('PATH', '')}:/usr/sbin")
+    if found is None:
+        raise ValueError(f"{name} not found: {_INSTALL}")
+    return found
+
+
+def dynamic_security_plugin() -> str:
+    """mosquitto_dynamic_security.so beside the installed mosquitto (Debian, Alpine, Homebrew layouts)."""
+    prefix = Path(mosquitto_tool("mosquitto")).resolve().parent.parent
+    for pattern in ("lib/*/mosquitto_dynamic_security.so", "lib/mosquitto_dynamic_security.so",
+                    "lib64/mosquitto_dynamic_security.so"):  # fmt: skip
+        found = sorted(glob.glob(str(prefix / pattern)))
+        if found:
+            return found[0]
+    raise ValueError(f"mosquitto's dynamic-security plugin (mosquitto_dynamic_security.so) not found: {_INSTALL} 2.0+")
 
 
 def free_port() -> int:
@@ -48,47 +74,76 @@ def free_port() -> int:
 
 
 class LocalBroker:
-    """Start with `with LocalBroker(dir) as broker:`; broker.url and broker.protocol tell clients how."""
+    """Start with `with LocalBroker(dir) as broker:`; broker.url and broker.protocol tell clients how.
+
+    config: a complete mosquitto.conf to run instead of the built-in one (the security tests run
+    deploy/mosquitto.conf); port must then be the port it listens on.
+    """
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, persistence: bool = False, use_mosquitto: bool = True
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        persistence: bool = False,
+        accounts: bool = False,
+        config: str | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.persistence = persistence
-        # Debian installs mosquitto in /usr/sbin, which is not on every user's PATH.
-        self.mosquitto = use_mosquitto and shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
-        self.protocol = "5" if self.mosquitto else "3.1.1"
+        self.accounts = accounts
+        self.config = config
+        self.mosquitto = mosquitto_tool("mosquitto")
+        self.protocol = "5"
+        self.name = "mosquitto"
         self._process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
+    def url_for(self, account: str, password: str) -> str:
+        return f"mqtt://{account}:{password}@127.0.0.1:{self.port}"
+
     @property
-    def name(self) -> str:
-        return "mosquitto" if self.mosquitto else "amqtt (pure Python, MQTT 3.1.1)"
+    def admin_url(self) -> str:
+        """As the dynamic-security plugin's admin (accounts=True): what `tower devices|accounts` need."""
+        return self.url_for(ADMIN_ACCOUNT, (self.data_dir / "admin-password").read_text().strip())
 
     def start(self) -> LocalBroker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.mosquitto:
-            conf = self.data_dir / "mosquitto.conf"
-            conf.write_text(
-                MOSQUITTO_CONF.format(
-                    port=self.port,
-                    data_dir=self.data_dir.resolve(),
-                    persistence=str(self.persistence).lower(),
-                )
-            )
-            command = [self.mosquitto, "-c", str(conf)]
+        conf = self.data_dir / "mosquitto.conf"
+        if self.config is not None:
+            conf.write_text(self.config)
         else:
-            conf = self.data_dir / "amqtt.yaml"
-            conf.write_text(AMQTT_CONF.format(port=self.port))
-            command = [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf)]
+            data_dir = self.data_dir.resolve()
+            text = MOSQUITTO_CONF.format(
+                user=getpass.getuser(),
+                port=self.port,
+                anonymous=str(not self.accounts).lower(),
+                data_dir=data_dir,
+                persistence=str(self.persistence).lower(),
+            )
+            if self.accounts:
+                self._initialise_accounts()
+                text += ACCOUNTS_CONF.format(plugin=dynamic_security_plugin(), data_dir=data_dir)
+            conf.write_text(text)
         log = open(self.data_dir / "broker.out", "ab")  # noqa: SIM115 - lives as long as the broker
-        self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        self._process = subprocess.Popen([self.mosquitto, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
         self._wait_until_listening()
         return self
+
+    def _initialise_accounts(self) -> None:
+        """The plugin's file with its admin account (mosquitto_ctrl's own init), kept across restarts."""
+        dynsec, secret = self.data_dir / "dynamic-security.json", self.data_dir / "admin-password"
+        if dynsec.exists() and secret.exists():
+            return
+        password = secrets.token_urlsafe(24)
+        dynsec.unlink(missing_ok=True)
+        subprocess.run([mosquitto_tool("mosquitto_ctrl"), "dynsec", "init", str(dynsec), ADMIN_ACCOUNT, password],
+                       check=True, capture_output=True)  # fmt: skip
+        secret.touch(mode=0o600)
+        secret.write_text(password)
 
     def _wait_until_listening(self, timeout_s: float = 15.0) -> None:
         deadline = time.monotonic() + timeout_s

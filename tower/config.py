@@ -7,6 +7,7 @@ variables, the YAML file named by `TOWER_CONFIG`, the defaults below.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -24,10 +25,15 @@ class Settings(BaseSettings):
 
     # Where things live
     store: str = Field("sqlite:///var/tower.db", description="store URL: sqlite:///relative.db, sqlite:////abs.db")
-    broker: str = Field("mqtt://127.0.0.1:1883", description="MQTT broker URL: mqtt://[user:pass@]host:port")
-    mqtt_protocol: Literal["5", "3.1.1"] = Field(
-        "5", description="MQTT protocol; 3.1.1 only for brokers without v5 (the pure-Python fallback)"
+    broker: str = Field(
+        "mqtt://127.0.0.1:1883", description="MQTT broker URL: mqtt[s]://[account:password@]host:port (mqtts = TLS)"
     )
+    mqtt_protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol; 3.1.1 only for brokers without v5")
+    mqtt_ca_file: Path | None = Field(
+        None, description="mqtts: CA certificate(s) the broker's certificate must chain to (default: the system's)"
+    )
+    mqtt_cert_file: Path | None = Field(None, description="mqtts: client certificate, if the broker asks for one")
+    mqtt_key_file: Path | None = Field(None, description="mqtts: the client certificate's private key")
     data_dir: Path = Field(Path("var"), description="local state: spool, broker persistence, demo logs")
 
     # Collector
@@ -68,7 +74,9 @@ class Settings(BaseSettings):
     rollup_retention_days: float = Field(400.0, gt=0, description="1-minute rollups older than this go")
     retention_interval_s: float = Field(3600.0, gt=0, description="how often the collector applies retention")
 
-    @field_validator("oncall", "network", "ingest_share_group", mode="before")
+    @field_validator(
+        "oncall", "network", "ingest_share_group", "mqtt_ca_file", "mqtt_cert_file", "mqtt_key_file", mode="before",
+    )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value  # docker-compose's ${VAR:-} gives empty strings
@@ -76,6 +84,11 @@ class Settings(BaseSettings):
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool" / self.ingest_client_id
+
+    @property
+    def health_dir(self) -> Path:
+        """Heartbeat files of the running services, read by `tower health` (container healthchecks)."""
+        return self.data_dir / "health"
 
     @property
     def registry_path(self) -> Path:
@@ -117,6 +130,15 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
+
+
+_URL_PASSWORD = re.compile(r"//([^/@:?#]*):[^?#]*@")  # greedy: a password may hold an unescaped / or @
+_URL_SECRET_PARAMETER = re.compile(r"([?&](?:token|password|passwd|secret|key)=)[^&#]*", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password (and token-like query parameter) replaced by ***, for messages and logs."""
+    return _URL_SECRET_PARAMETER.sub(r"\1***", _URL_PASSWORD.sub(r"//\1:***@", url))
 
 
 def load_settings(**overrides: object) -> Settings:

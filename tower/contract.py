@@ -13,10 +13,13 @@ from typing import Any
 
 TOPIC_ROOT = "tower/v1"
 LINE_PROTOCOL_NAMESPACE = "lp"
-PLANS_NAMESPACE = "plans"  # shipment plans and status events from a TMS (or the simulator)
-SERVICE_NAMESPACES = ("alerts",)  # topics under TOPIC_ROOT that tower services publish, not devices
+ALERTS_NAMESPACE = "alerts"  # tower/v1/alerts/<id> (announced by the engine), .../<id>/ack/<account>
+PLANS_NAMESPACE = "plans"  # tower/v1/plans/shipments/<id>: shipment plans from a TMS or the simulator
+SERVICE_NAMESPACES = (ALERTS_NAMESPACE,)  # topics under TOPIC_ROOT that tower services publish, not devices
 OWNTRACKS_ROOT = "owntracks"
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# An OwnTracks <user> or <device> topic level: no '.', which joins them in the device id.
+OWNTRACKS_LEVEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 EARLIEST_TS_MS = 946_684_800_000  # 2000-01-01: earlier stamps come from devices whose clock was never set
 
 
@@ -147,6 +150,29 @@ def plan_topic(shipment_id: str) -> str:
 def plan_status_topic(shipment_id: str) -> str:
     """A shipment's status events (departed, delivered, cancelled), retained: the newest wins."""
     return f"{plan_topic(shipment_id)}/status"
+
+
+def line_protocol_topic(device_id: str) -> str:
+    """Line protocol names its device in the topic too, so the broker can hold a device to its own."""
+    return f"{TOPIC_ROOT}/{LINE_PROTOCOL_NAMESPACE}/{device_id}"
+
+
+def owntracks_device_id(user: str, device: str) -> str | None:
+    """owntracks/<user>/<device> -> '<user>.<device>', or None if the levels cannot form a device id.
+
+    '.' is in neither level, so the id splits back into exactly one topic: two topics never share
+    a device id (a '-' join made owntracks/trk/rtm-1 and owntracks/trk-rtm/1 the same device).
+    """
+    if not (OWNTRACKS_LEVEL_PATTERN.match(user) and OWNTRACKS_LEVEL_PATTERN.match(device)):
+        return None
+    device_id = f"{user}.{device}"
+    return device_id if DEVICE_ID_PATTERN.match(device_id) else None
+
+
+def owntracks_topic(device_id: str) -> str | None:
+    """The one OwnTracks topic that maps to this device id, if any (the inverse of owntracks_device_id)."""
+    user, _, device = device_id.partition(".")
+    return f"{OWNTRACKS_ROOT}/{user}/{device}" if owntracks_device_id(user, device) == device_id else None
 
 
 def contract_markdown() -> str:

@@ -1,18 +1,25 @@
-"""MQTT connection details shared by every tower process: broker URLs and paho client set-up."""
+"""MQTT connection details shared by every tower process: broker URLs, TLS and paho client set-up."""
 
 from __future__ import annotations
 
+import ssl
+import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tower.config import Settings
+from tower.config import Settings, redact_url
 
 PUBLISH_WINDOW = 64  # QoS 1 messages a publisher keeps in flight; see QosPublisher
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+
+
+class BrokerUnavailable(Exception):
+    """The broker cannot be reached or refuses us; str(self) says which and why, without secrets."""
 
 
 @dataclass(frozen=True)
@@ -20,25 +27,57 @@ class BrokerAddress:
     host: str
     port: int
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
-        """mqtt://[user:pass@]host[:port]; ValueError with the expected form otherwise."""
+        """mqtt[s]://[account:password@]host[:port]; ValueError with the expected form otherwise.
+
+        The messages show the URL with its password redacted: they end up in terminals and logs.
+        """
         parts = urlsplit(url)
-        if parts.scheme != "mqtt" or not parts.hostname:
-            raise ValueError(f"broker URL '{url}' is not of the form mqtt://[user:pass@]host:port")
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(
+                f"broker URL '{redact_url(url)}' is not of the form mqtt[s]://[account:password@]host:port"
+            )
         try:
-            port = parts.port or 1883
+            port = parts.port or DEFAULT_PORTS[parts.scheme]
         except ValueError:
-            raise ValueError(f"broker URL '{url}' has an invalid port") from None
+            raise ValueError(f"broker URL '{redact_url(url)}' has an invalid port") from None
         username = unquote(parts.username) if parts.username else None
         password = unquote(parts.password) if parts.password else None
-        return cls(parts.hostname, port, username, password)
+        return cls(parts.hostname, port, username, password, tls=parts.scheme == "mqtts")
 
     def __str__(self) -> str:  # never shows the password
         user = f"{self.username}@" if self.username else ""
-        return f"mqtt://{user}{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+def _set_up_tls(client: mqtt.Client, address: BrokerAddress, settings: Settings) -> None:
+    """mqtts: verify the broker against the operator's CA (or the system's); a client certificate if given."""
+    files = {"TOWER_MQTT_CA_FILE": settings.mqtt_ca_file, "TOWER_MQTT_CERT_FILE": settings.mqtt_cert_file,
+             "TOWER_MQTT_KEY_FILE": settings.mqtt_key_file}  # fmt: skip
+    if not address.tls:
+        given = [name for name, path in files.items() if path is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} set but the broker URL {address} is plain text; use mqtts://")
+        return
+    for name, path in files.items():
+        if path is not None and not path.is_file():
+            raise ValueError(f"{name} {path} is not a readable file")
+    if (settings.mqtt_cert_file is None) != (settings.mqtt_key_file is None):
+        raise ValueError("TOWER_MQTT_CERT_FILE and TOWER_MQTT_KEY_FILE go together; set both or neither")
+    try:
+        client.tls_set(
+            ca_certs=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
+            certfile=str(settings.mqtt_cert_file) if settings.mqtt_cert_file else None,
+            keyfile=str(settings.mqtt_key_file) if settings.mqtt_key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+    except (ssl.SSLError, OSError) as error:
+        raise ValueError(f"TLS set-up for {address} failed: {error} (check TOWER_MQTT_*_FILE)") from None
 
 
 def make_client(
@@ -58,6 +97,7 @@ def make_client(
         clean_session=None if v5 else not persistent,
         manual_ack=manual_ack,
     )
+    _set_up_tls(client, address, settings)
     if address.username:
         client.username_pw_set(address.username, address.password)
     client.max_queued_messages_set(0)
@@ -84,10 +124,41 @@ def connect(
     retry: do not fail if the broker is not up yet; paho's loop keeps trying (services may start first).
     """
     method = client.connect_async if retry else client.connect
-    if properties is not None:
-        method(address.host, address.port, keepalive=30, clean_start=not persistent, properties=properties)
-    else:
-        method(address.host, address.port, keepalive=30)
+    try:
+        if properties is not None:
+            method(address.host, address.port, keepalive=30, clean_start=not persistent, properties=properties)
+        else:
+            method(address.host, address.port, keepalive=30)
+    except OSError as error:  # refused, unreachable, or a TLS handshake that failed (ssl.SSLError)
+        raise BrokerUnavailable(f"cannot connect to {address}: {error}") from None
+
+
+def start_and_wait(
+    client: mqtt.Client, address: BrokerAddress, properties: Properties | None, timeout_s: float = 15.0
+) -> None:
+    """Connect a short-lived client and start its loop; ValueError if the broker refuses the account.
+
+    For one-shot tools (the simulator): a wrong password or a missing account is one clear error at
+    once, not a stall while paho retries in the background.
+    """
+    answered, outcome = threading.Event(), []
+    own_callback = client.on_connect
+
+    def on_connect(client: mqtt.Client, userdata, flags, reason_code, properties=None) -> None:
+        outcome.append(reason_code)
+        answered.set()
+        if own_callback is not None:
+            own_callback(client, userdata, flags, reason_code, properties)
+
+    client.on_connect = on_connect
+    connect(client, address, properties, persistent=False)
+    client.loop_start()
+    if not answered.wait(timeout_s) or outcome[0].is_failure:
+        client.loop_stop()
+        if not outcome:
+            raise BrokerUnavailable(f"{address} accepted no MQTT connection within {timeout_s:.0f} s (TLS port?)")
+        raise ValueError(f"{address} refused the connection: {outcome[0]} (check the account and its password)")
+    client.on_connect = own_callback
 
 
 class QosPublisher:

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ingest.validation import Rejected, check_device_id, reading_from_json, reading_from_object
-from tower.contract import DeviceKind, DeviceStatus, StatusChange
+from tower.contract import DeviceKind, DeviceStatus, Reading, StatusChange
 from tower.store import Batch
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ def decode(decoder: Decoder, topic: str, payload: bytes, received_ms: int) -> Ba
         return Batch(statuses=[StatusChange(kind, device_id, _status(payload), received_ms)])
     if payload.lstrip()[:1] != b"[":
         reading = reading_from_json(kind, device_id, payload, received_ms, decoder.max_future_skew_ms)
-        return Batch(readings=[reading])
+        return Batch(readings=[_own(reading)])
     return _offline_buffer(decoder, topic, kind, device_id, payload, received_ms)
 
 
@@ -53,13 +53,22 @@ def _offline_buffer(
     batch = Batch()
     for index, item in enumerate(items):
         try:
-            batch.readings.append(reading_from_object(kind, device_id, item, received_ms, decoder.max_future_skew_ms))
+            batch.readings.append(
+                _own(reading_from_object(kind, device_id, item, received_ms, decoder.max_future_skew_ms))
+            )
         except Rejected as reason:
             item_text = json.dumps(item).encode()
             batch.dead_letters.append(
                 decoder.dead_letter(topic, item_text, f"item {index} of {len(items)}: {reason}", received_ms)
             )
     return batch
+
+
+def _own(reading: Reading) -> Reading:
+    """The topic names the device (and the broker holds each device to its own topic); a payload may not."""
+    if "device_id" in reading.fields:
+        raise Rejected(f"payload names a device_id; readings on this topic are {reading.device_id}'s, leave it out")
+    return reading
 
 
 def _status(payload: bytes) -> DeviceStatus:

@@ -1,8 +1,10 @@
 """OwnTracks location messages (owntracks/<user>/<device>) as shipment-tracker readings.
 
-Device id: '<user>-<device>'. `_type: location` becomes a reading; `_type: lwt` (the app's last
-will) marks the tracker offline. Other message types carry nothing we store and are dead-lettered
-with the reason, so a misconfigured phone is visible rather than silently ignored.
+Device id: '<user>.<device>' (tower.contract.owntracks_device_id: one topic, one id). `_type:
+location` becomes a reading; `_type: lwt` (the app's last will) marks the tracker offline. Other
+message types carry nothing we store and are dead-lettered with the reason, so a misconfigured
+phone is visible rather than silently ignored. A payload naming another topic than the one it came
+on (OwnTracks' own `topic` key) is dead-lettered: the broker only vouches for the topic.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from ingest.validation import Rejected, check_device_id, reading_from_object
-from tower.contract import DeviceKind, DeviceStatus, StatusChange
+from ingest.validation import Rejected, reading_from_object
+from tower.contract import DeviceKind, DeviceStatus, StatusChange, owntracks_device_id
 from tower.store import Batch
 
 if TYPE_CHECKING:
@@ -24,13 +26,21 @@ FIELD_MAP = {"lat": "lat", "lon": "lon", "vel": "speed_kmh", "cog": "heading_deg
 def decode(decoder: Decoder, topic: str, levels: list[str], payload: bytes, received_ms: int) -> Batch:
     if len(levels) != 2:
         raise Rejected("unknown topic; OwnTracks publishes on owntracks/<user>/<device>")
-    device_id = check_device_id(f"{levels[0]}-{levels[1]}")
+    device_id = owntracks_device_id(*levels)
+    if device_id is None:
+        raise Rejected(
+            "OwnTracks user and device must be letters, digits, '_' or '-' (no '.'), starting alphanumeric, "
+            "at most 64 characters together"
+        )
     try:
         message = json.loads(payload)
     except ValueError as error:
         raise Rejected(f"invalid JSON: {error}") from None
     if not isinstance(message, dict):
         raise Rejected("OwnTracks message must be a JSON object")
+    named = message.get("topic", topic)
+    if named != topic:
+        raise Rejected(f"payload names topic '{str(named)[:80]}' but came on '{topic}'; a device sends only its own")
     message_type = message.get("_type")
     if message_type == "lwt":
         return Batch(statuses=[StatusChange(DeviceKind.SHIPMENT, device_id, DeviceStatus.OFFLINE, received_ms)])

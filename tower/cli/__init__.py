@@ -14,9 +14,16 @@ import sys
 
 from pydantic import ValidationError
 
+from tower.access import ServiceRole
+from tower.contract import DeviceKind
+from tower.mqtt import BrokerUnavailable
 from tower.store import StoreUnavailable
 
 FORMATS = ("table", "csv", "json")
+# Optional dependencies by the extra that installs them (pyproject.toml): the collector's image has none.
+EXTRAS = {"apprise": "alerts", "influxdb_client": "influx", "urllib3": "influx", "streamlit": "dashboard",
+          "pydeck": "dashboard"}  # fmt: skip
+BROKER_HELP = "mqtt[s]://[account:password@]host:port (default: $TOWER_BROKER)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,13 +40,17 @@ def _format_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
 
 
+def _broker_option(parser: argparse.ArgumentParser, help_text: str = BROKER_HELP) -> None:
+    parser.add_argument("--broker", help=help_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tower", description="Control Tower: supply-chain visibility from device to dashboard.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     ingest = sub.add_parser("ingest", help="run the MQTT collector into the store")
-    ingest.add_argument("--broker", help="mqtt://[user:pass@]host:port (default: $TOWER_BROKER)")
+    _broker_option(ingest)
     _store_option(ingest)
     ingest.add_argument("--client-id", help="MQTT client id of the persistent session (default: tower-ingest)")
     ingest.add_argument("--share-group", help="join the shared subscription $share/GROUP/... to split load")
@@ -62,15 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     _format_option(dead)
     dead.set_defaults(run="queries:dead_letters")
 
-    devices = sub.add_parser("devices", help="known devices with kind, last-seen time and status")
-    _store_option(devices)
-    _format_option(devices)
-    devices.set_defaults(run="queries:devices")
+    _account_commands(sub)
 
     contract = sub.add_parser("contract", help="print the message contract's field tables (Markdown)")
     contract.set_defaults(run="commands:contract")
 
-    broker = sub.add_parser("broker", help="run a local MQTT broker (mosquitto, or amqtt if absent)")
+    broker = sub.add_parser("broker", help="run a local mosquitto (anonymous, loopback only: for development)")
     broker.add_argument("--port", type=int, default=1883, help="port on 127.0.0.1 (default: 1883)")
     broker.set_defaults(run="commands:broker")
 
@@ -89,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--seed", type=int, default=1, help="random seed; the same seed and start replay byte for byte"
     )
-    simulate.add_argument("--broker", help="mqtt://[user:pass@]host:port (default: $TOWER_BROKER)")
+    _broker_option(simulate)
     simulate.add_argument("--truth", help="write the injected faults as JSON Lines to this file")
     simulate.set_defaults(run="commands:simulate")
 
@@ -100,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--port", type=int, default=8501, help="HTTP port (default: 8501)")
     _store_option(dashboard)
     dashboard.set_defaults(run="commands:dashboard")
+
+    health = sub.add_parser("health", help="exit 0 if a service here is alive (container healthchecks)")
+    health.add_argument("service", choices=("ingest", "alerts", "dashboard"))
+    health.add_argument("--port", type=int, default=8501, help="dashboard: its HTTP port (default: 8501)")
+    health.set_defaults(run="commands:health")
 
     demo = sub.add_parser("demo", help="run the whole system locally: broker, collector, simulator (default scenario)")
     demo.add_argument("--port", type=int, help="broker port on 127.0.0.1 (default: 1883, or a free one)")
@@ -139,11 +152,56 @@ def _master_data_commands(sub: argparse._SubParsersAction) -> None:
     cancel.set_defaults(run="masterdata:cancel_shipment")
 
 
+def _account_commands(sub: argparse._SubParsersAction) -> None:
+    admin_help = "the broker's admin account: mqtts://admin:PASSWORD@host:8883 (default: $TOWER_BROKER)"
+    devices = sub.add_parser("devices", help="devices seen in the store (list), and their MQTT accounts (add ...)")
+    _store_option(devices)
+    _format_option(devices)
+    devices.set_defaults(run="queries:devices")
+    devices_sub = devices.add_subparsers(dest="action", metavar="ACTION")
+    listing = devices_sub.add_parser("list", help="devices seen in the store: kind, last-seen time, status (default)")
+    listing.add_argument("--store", default=argparse.SUPPRESS, help="store URL (default: $TOWER_STORE)")
+    listing.add_argument("--format", choices=FORMATS, default=argparse.SUPPRESS, help="output format (default: table)")
+    add = devices_sub.add_parser("add", help="create a device's MQTT account; prints its password once")
+    add.add_argument("device_id", metavar="ID")
+    add.add_argument("--kind", required=True, choices=[kind.value for kind in DeviceKind], help="device kind")
+    _broker_option(add, admin_help)
+    add.set_defaults(run="accounts:add_device")
+    for action, helptext in (("remove", "delete a device's MQTT account (disconnects it)"),
+                             ("rotate", "give a device a new password (prints it once; disconnects it)")):  # fmt: skip
+        command = devices_sub.add_parser(action, help=helptext)
+        command.add_argument("name", metavar="ID")
+        _broker_option(command, admin_help)
+        command.set_defaults(run=f"accounts:{action}")
+
+    accounts = sub.add_parser("accounts", help="MQTT accounts of services and integrations (and devices)")
+    accounts_sub = accounts.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = accounts_sub.add_parser("list", help="every account on the broker with its kind and rights")
+    _format_option(listing)
+    _broker_option(listing, admin_help)
+    listing.set_defaults(run="accounts:list_accounts")
+    add = accounts_sub.add_parser("add", help="create a service account; prints its password once")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--role", required=True, choices=[role.value for role in ServiceRole],
+                     help="what it may do (see tower/access.py)")  # fmt: skip
+    _broker_option(add, admin_help)
+    add.set_defaults(run="accounts:add_account")
+    for action, helptext in (("remove", "delete an account (disconnects it)"),
+                             ("rotate", "a new password for an account (printed once; disconnects it)")):  # fmt: skip
+        command = accounts_sub.add_parser(action, help=helptext)
+        command.add_argument("name", metavar="NAME")
+        _broker_option(command, admin_help)
+        command.set_defaults(run=f"accounts:{action}")
+    synced = accounts_sub.add_parser("sync", help="bring every account's rights to what this version defines")
+    _broker_option(synced, admin_help)
+    synced.set_defaults(run="accounts:sync")
+
+
 def _alert_commands(sub: argparse._SubParsersAction) -> None:
     alerts = sub.add_parser("alerts", help="the alert engine and the alert queue")
     alerts_sub = alerts.add_subparsers(dest="action", metavar="ACTION", required=True)
     run = alerts_sub.add_parser("run", help="evaluate rules on the live MQTT stream, notify and escalate")
-    run.add_argument("--broker", help="mqtt://[user:pass@]host:port (default: $TOWER_BROKER)")
+    _broker_option(run)
     run.add_argument("--rules", help="rule file, or 'default' (default: $TOWER_ALERT_RULES or default)")
     run.add_argument("--oncall", help="on-call file: contacts, schedules, policies, routes (default: $TOWER_ONCALL)")
     run.add_argument("--network", help="network file, reloaded when it changes (default: $TOWER_NETWORK)")
@@ -229,6 +287,15 @@ def main(argv: list[str] | None = None) -> int:
     except StoreUnavailable as error:
         print(f"tower: error: store unavailable: {error}", file=sys.stderr)
         return 1
+    except BrokerUnavailable as error:
+        print(f"tower: error: broker unavailable: {error}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as error:
+        if error.name not in EXTRAS:
+            raise
+        print(f"tower: error: '{args.command}' needs {error.name}: pip install 'control-tower[{EXTRAS[error.name]}]'",
+              file=sys.stderr)  # fmt: skip
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `tower ... | head`: the reader has what it wanted

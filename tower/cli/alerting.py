@@ -8,7 +8,7 @@ import logging
 
 import pandas as pd
 
-from tower.cli.output import print_frame
+from tower.cli.output import print_frame, printable
 from tower.config import Settings, load_settings
 from tower.timeutil import now_ms, parse_duration_ms, parse_moment_ms, rfc3339
 
@@ -42,18 +42,18 @@ def show_alert(args: argparse.Namespace) -> int:
         print(json.dumps({"alert": alert, "history": history, "deliveries": deliveries}))
         return 0
     runbook = alert["runbook"]
-    print(f"{alert['id']}  [{alert['severity']}] {alert['rule']} on {alert['entity']}: {alert['status']}")
-    print(f"  {alert['detail']}")
-    print(f"  runbook: {runbook['owner']}, respond within {runbook['respond_within'] // 60_000} min")
+    _print(f"{alert['id']}  [{alert['severity']}] {alert['rule']} on {alert['entity']}: {alert['status']}")
+    _print(f"  {alert['detail']}")
+    _print(f"  runbook: {runbook['owner']}, respond within {runbook['respond_within'] // 60_000} min")
     for number, step in enumerate(runbook["steps"], 1):
-        print(f"    {number}. {step}")
-    print("  history:")
+        _print(f"    {number}. {step}")
+    _print("  history:")
     for row in history:
-        print(f"    {rfc3339(row['at_ms'])}  {row['status']:<12} {row['actor']:<10} {row['note']}")
+        _print(f"    {rfc3339(row['at_ms'])}  {row['status']:<12} {row['actor']:<10} {row['note']}")
     for row in deliveries:
         outcome = "delivered" if row["ok"] else f"failed: {row['error']}"
-        print(f"    {rfc3339(row['at_ms'])}  notify step {row['step']} {row['recipient']} via {row['service']}: "
-              f"{outcome}")  # fmt: skip
+        _print(f"    {rfc3339(row['at_ms'])}  notify step {row['step']} {row['recipient']} via {row['service']}: "
+               f"{outcome}")  # fmt: skip
     return 0
 
 
@@ -162,6 +162,11 @@ def evaluate_cmapss(args: argparse.Namespace) -> int:
     print(pd.DataFrame([{"rule": o.name, "warned in time": o.in_time, "warned early": o.early} for o in rows])
           .to_string(index=False))  # fmt: skip
     return 0
+
+
+def _print(line: str) -> None:
+    """Details, notes and names come partly from devices and integrations: escaped for the terminal."""
+    print(printable(line))
 
 
 def _replay_quietly() -> None:

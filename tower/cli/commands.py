@@ -1,8 +1,9 @@
-"""The `tower` commands that run services: ingest, broker, demo (and contract); queries are in queries.py."""
+"""The `tower` commands that run services: ingest, broker, dashboard, demo (and contract, health)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import signal
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 from tower.broker import LocalBroker, free_port
-from tower.config import load_settings
+from tower.config import load_settings, redact_url
 from tower.contract import contract_markdown
 from tower.process import stop_event
 from tower.store import open_store
@@ -81,11 +82,48 @@ def broker(args: argparse.Namespace) -> int:
 def dashboard(args: argparse.Namespace) -> int:
     """`streamlit run dashboards/app.py`, headless, with the store and data directory passed on."""
     settings = load_settings(store=args.store)
-    app = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+    for module in ("streamlit", "pydeck"):  # imported by the Streamlit process, not this one: check here
+        if importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(module, name=module)
+    app = Path(importlib.util.find_spec("dashboards").origin).parent / "app.py"  # in the source tree or installed
     env = {**os.environ, "TOWER_STORE": settings.store, "TOWER_DATA_DIR": str(settings.data_dir.resolve())}
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
-    return subprocess.call(command, env=env)
+    os.execve(sys.executable, command, env)  # Streamlit takes this process: stop signals reach it, no orphan
+
+
+def health(args: argparse.Namespace) -> int:
+    from tower.health import heartbeat_problem, http_problem
+
+    settings = load_settings()
+    if args.service == "dashboard":
+        problem = http_problem(f"http://127.0.0.1:{args.port}/_stcore/health")
+    else:
+        client_id = settings.ingest_client_id if args.service == "ingest" else settings.alerts_client_id
+        problem = heartbeat_problem(settings.health_dir / client_id, args.service)
+    if problem:
+        print(f"tower: unhealthy: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# The demo's services and the MQTT accounts they run as, with the least rights each needs (tower.access).
+DEMO_ACCOUNTS = {"ingest": ("tower-ingest", "collector"), "alerts": ("tower-alerts", "alerts"),
+                 "simulate": ("tower-simulator", "simulator")}  # fmt: skip
+
+
+def _demo_accounts(local: LocalBroker) -> dict[str, str]:
+    """A fresh password per demo run for each service account: {service: its broker URL}."""
+    from tower.access import account_kind
+    from tower.accounts import account_admin
+
+    urls = {}
+    with account_admin(load_settings(broker=local.admin_url)) as admin:
+        existing = {account.name for account in admin.accounts()}
+        for service, (name, role) in DEMO_ACCOUNTS.items():
+            password = admin.rotate(name)[1] if name in existing else admin.add(name, account_kind(role))
+            urls[service] = local.url_for(name, password)
+    return urls
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -101,10 +139,11 @@ def demo(args: argparse.Namespace) -> int:
     dashboard_port = 8501 if _port_free(8501) else free_port()
     start = rfc3339(default_start_ms(load_scenario("default").duration, speed, now_ms()))
     MasterStore(settings.master_db).sync_network_file(DEFAULT_SCENARIO)  # the dashboard shows the sites at once
-    with LocalBroker(data_dir / "broker", port=port, persistence=True) as local:
+    # As production runs it, minus TLS on loopback: no anonymous clients, an account per service.
+    with LocalBroker(data_dir / "broker", port=port, persistence=True, accounts=True) as local:
+        broker_urls = _demo_accounts(local)
         env = {
             **os.environ,
-            "TOWER_BROKER": local.url,
             "TOWER_MQTT_PROTOCOL": local.protocol,
             "TOWER_STORE": settings.store,
             "TOWER_NETWORK": str(DEFAULT_SCENARIO),  # a scenario's network part serves as the network file
@@ -122,19 +161,23 @@ def demo(args: argparse.Namespace) -> int:
         children = {
             name: subprocess.Popen(
                 command,
-                env=env,
+                env={**env, "TOWER_BROKER": broker_urls[name]} if name in broker_urls else env,
                 stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
                 stderr=subprocess.STDOUT,
             )
             for name, command in commands.items()
         }
+        store = redact_url(settings.store)
         print(
-            f"Control Tower demo running: {local.name} on {local.url}, store {settings.store}\n"
+            f"Control Tower demo running: {local.name} on {local.url} (accounts only), store {store}\n"
             f"  dashboard:   http://localhost:{dashboard_port}\n"
             f"  logs:        {logs}/\n"
-            f"  devices:     tower devices --store {settings.store}\n"
-            f"  readings:    tower query readings --store {settings.store} --device trk-rtm-ams-01 --every 5m\n"
-            f"  rejects:     tower query dead-letters --store {settings.store}\n"
+            f"  devices:     tower devices --store {store}\n"
+            f"  add one:     tower devices add ID --kind shipment "
+            f"--broker mqtt://admin:$(cat {local.data_dir}/admin-password)@127.0.0.1:{local.port}\n"
+            "  shipments:   tower shipments list   (the simulator's TMS publishes their plans over MQTT)\n"
+            f"  readings:    tower query readings --store {store} --device trk-rtm-ams-01 --every 5m\n"
+            f"  rejects:     tower query dead-letters --store {store}\n"
             "  alerts:      tower alerts list   (then: tower alerts show ID, tower alerts ack ID --by NAME)\n"
             "Ctrl-C stops everything.",
             file=sys.stderr,

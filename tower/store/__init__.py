@@ -24,19 +24,21 @@ def open_store(url: str, settings: Settings | None = None, must_exist: bool = Fa
     in the query or in settings; the token comes only from settings (TOWER_INFLUX_TOKEN[_FILE]).
     must_exist: for commands that only read, a missing SQLite file is a mistake, not a new store.
     """
-    parts = urlsplit(url)
+    from tower.config import redact_url  # messages reach terminals and logs: no credentials in them
+
+    parts, shown = urlsplit(url), redact_url(url)
     if parts.scheme == "sqlite":
         if not parts.path or parts.path == "/":
-            raise ValueError(f"store URL '{url}' names no file; use sqlite:///var/tower.db")
+            raise ValueError(f"store URL '{shown}' names no file; use sqlite:///var/tower.db")
         from tower.store.sqlite import SqliteStore
 
         path = Path(parts.path[1:])
         if must_exist and not path.exists():
-            raise ValueError(f"store {url} does not exist yet; start 'tower ingest' or pass --store")
+            raise ValueError(f"store {shown} does not exist yet; start 'tower ingest' or pass --store")
         return SqliteStore(path)
     if parts.scheme in ("influxdb", "http", "https"):
         return _open_influx(parts, settings)
-    raise ValueError(f"store URL '{url}' has unknown scheme '{parts.scheme}'; use {_FORMS}")
+    raise ValueError(f"store URL '{shown}' has unknown scheme '{parts.scheme}'; use {_FORMS}")
 
 
 def _open_influx(parts, settings: Settings | None) -> Store:

@@ -25,6 +25,7 @@ import urllib3
 from influxdb_client import InfluxDBClient, Point, WriteOptions
 from influxdb_client.client.write_api import WritePrecision
 
+from tower.config import redact_url
 from tower.contract import DeadLetter, DeviceKind, Reading, is_plain_number
 from tower.store.base import Batch, DeviceInfo, RetentionResult, Store, StoreUnavailable
 from tower.store.sqlite import SqliteStore
@@ -85,7 +86,7 @@ class InfluxStore(Store):
                 with self._waiting_lock:
                     if answer in self._waiting.get(key, []):
                         self._waiting[key].remove(answer)
-                raise StoreUnavailable(f"InfluxDB {self.url} did not take the batch: {error}") from error
+                raise StoreUnavailable(f"InfluxDB {redact_url(self.url)} did not take the batch: {error}") from error
         self.registry.write_registry(batch)  # after the readings: a replay repeats nothing harmful
 
     def _answer(self, data: bytes, error: BaseException | None) -> None:
