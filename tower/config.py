@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     # Master data (shipments come from the TMS: MQTT plans, `tower shipments import`, the HTTP API)
     network: Path | None = Field(None, description="network file (sites, lanes, cargo types, equipment); reloaded")
 
+    # HTTP API (`tower api`)
+    api_host: str = Field("127.0.0.1", description="address `tower api` listens on")
+    api_port: int = Field(8600, ge=1, le=65_535, description="port `tower api` listens on")
+    api_tokens_file: Path | None = Field(None, description="API tokens file (hashes); default in $TOWER_DATA_DIR")
+    api_token: SecretStr | None = Field(None, description="one more API token, from the environment; never logged")
+    api_token_name: str = Field("integration", description="the name TOWER_API_TOKEN acts under in audit trails")
+    api_token_role: str = Field("integration", description="its role: viewer, operator, integration or admin")
+
     # Alert engine
     alert_rules: str = Field("default", description="rule file, or 'default' (alerts/rules/default.yaml)")
     oncall: Path | None = Field(None, description="on-call file (contacts, schedules, policies, routes)")
@@ -68,7 +76,7 @@ class Settings(BaseSettings):
     rollup_retention_days: float = Field(400.0, gt=0, description="1-minute rollups older than this go")
     retention_interval_s: float = Field(3600.0, gt=0, description="how often the collector applies retention")
 
-    @field_validator("oncall", "network", "ingest_share_group", mode="before")
+    @field_validator("oncall", "network", "ingest_share_group", "api_tokens_file", "api_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value  # docker-compose's ${VAR:-} gives empty strings
