@@ -18,6 +18,7 @@ bench: $(STAMP)  ## performance figures, each next to its baseline measured in t
 	$(PY) -m benchmarks.simulator
 	$(PY) -m benchmarks.alerts
 	$(PY) -m benchmarks.dashboard
+	$(PY) -m benchmarks.api
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)

@@ -307,6 +307,14 @@ def test_cli_mistakes_are_one_line(tmp_path):
     assert bad_env.returncode == 2 and "TOWER_API_TOKEN_ROLE" in bad_env.stderr
 
 
+def test_only_tower_api_imports_the_web_stack():
+    """FastAPI and uvicorn are the `api` extra: the collector and the token commands run without them."""
+    code = ("import sys, tower.cli.commands, tower.cli.api, ingest.collector; "
+            "print(sorted({'fastapi', 'starlette', 'uvicorn'} & set(sys.modules)))")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stderr
+
+
 # -- the same validation on every way in -----------------------------------------------------------
 
 
