@@ -75,8 +75,7 @@ def routes(backend: Backend) -> APIRouter:
 
     @router.put("/{shipment_id}", summary="Create or update a shipment (the same plan again changes nothing)",
                 responses={201: {"model": Shipment, "description": "created"}})  # fmt: skip
-    def put_shipment(shipment_id: ShipmentId, plan: ShipmentPlan, response: Response,
-                     caller: Writer) -> Shipment:  # fmt: skip
+    def put_shipment(shipment_id: ShipmentId, plan: ShipmentPlan, response: Response, caller: Writer) -> Shipment:
         if plan.id is not None and plan.id != shipment_id:
             raise HTTPException(422, f"plan for shipment '{plan.id}' sent to /shipments/{shipment_id}")
         shipment = Shipment.model_validate({**plan.model_dump(), "id": shipment_id})
@@ -88,8 +87,7 @@ def routes(backend: Backend) -> APIRouter:
 
     @router.post("/{shipment_id}/cancel", summary="Cancel a shipment: its alerts end, nothing new is raised",
                  responses=UNKNOWN)  # fmt: skip
-    def cancel_shipment(shipment_id: ShipmentId, cancellation: Cancellation,
-                        caller: Writer) -> Shipment:  # fmt: skip
+    def cancel_shipment(shipment_id: ShipmentId, cancellation: Cancellation, caller: Writer) -> Shipment:
         event = StatusEvent(status="cancelled", ts=now_ms(), note=cancellation.reason)
         return _report(backend, shipment_id, event, caller)
 
