@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     # Master data (shipments come from the TMS: MQTT plans, `tower shipments import`, the HTTP API)
     network: Path | None = Field(None, description="network file (sites, lanes, cargo types, equipment); reloaded")
 
+    # HTTP API (`tower api`)
+    api_host: str = Field("127.0.0.1", description="address `tower api` listens on")
+    api_port: int = Field(8600, ge=1, le=65_535, description="port `tower api` listens on")
+    api_tokens_file: Path | None = Field(None, description="API tokens file (hashes); default in $TOWER_DATA_DIR")
+    api_token: SecretStr | None = Field(None, description="one more API token, from the environment; never logged")
+    api_token_name: str = Field("integration", description="the name TOWER_API_TOKEN acts under in audit trails")
+    api_token_role: str = Field("integration", description="its role: viewer, operator, integration or admin")
+
     # Alert engine
     alert_rules: str = Field("default", description="rule file, or 'default' (alerts/rules/default.yaml)")
     oncall: Path | None = Field(None, description="on-call file (contacts, schedules, policies, routes)")
@@ -75,7 +83,8 @@ class Settings(BaseSettings):
     retention_interval_s: float = Field(3600.0, gt=0, description="how often the collector applies retention")
 
     @field_validator(
-        "oncall", "network", "ingest_share_group", "mqtt_ca_file", "mqtt_cert_file", "mqtt_key_file", mode="before",
+        "oncall", "network", "ingest_share_group", "mqtt_ca_file", "mqtt_cert_file", "mqtt_key_file", "api_tokens_file",
+        "api_token", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     _master_data_commands(sub)
     _alert_commands(sub)
 
+    _api_commands(sub)
+
     dashboard = sub.add_parser("dashboard", help="run the Streamlit control tower (the alert queue for now)")
     dashboard.add_argument("--port", type=int, default=8501, help="HTTP port (default: 8501)")
     _store_option(dashboard)
@@ -195,6 +197,34 @@ def _account_commands(sub: argparse._SubParsersAction) -> None:
     synced = accounts_sub.add_parser("sync", help="bring every account's rights to what this version defines")
     _broker_option(synced, admin_help)
     synced.set_defaults(run="accounts:sync")
+
+
+def _api_commands(sub: argparse._SubParsersAction) -> None:
+    api = sub.add_parser(
+        "api",
+        help="run the HTTP API for integrations (shipments, alerts); manage its tokens",
+        description="Run the HTTP API (OpenAPI docs at /docs), or manage its bearer tokens.",
+    )
+    api.add_argument("--host", help="address to listen on (default: $TOWER_API_HOST or 127.0.0.1)")
+    api.add_argument("--port", type=int, help="port (default: $TOWER_API_PORT or 8600)")
+    api.set_defaults(run="api:serve")
+    api_sub = api.add_subparsers(dest="action", metavar="ACTION")
+    token = api_sub.add_parser("token", help="bearer tokens: add, list, remove")
+    token_sub = token.add_subparsers(dest="token_action", metavar="ACTION", required=True)
+    add = token_sub.add_parser("add", help="make a token and print it (once); only its hash is kept")
+    add.add_argument("name", metavar="NAME", help="who uses it, as audit trails will name it (e.g. tms-connector)")
+    add.add_argument(
+        "--role",
+        required=True,
+        choices=("viewer", "operator", "integration", "admin"),
+        help="viewer: read; operator: + ack/resolve alerts; integration: + write shipments, ack; admin",
+    )
+    add.set_defaults(run="api:add")
+    listing = token_sub.add_parser("list", help="token names, roles and when they were made (never the tokens)")
+    listing.set_defaults(run="api:list_tokens")
+    remove = token_sub.add_parser("remove", help="revoke a token")
+    remove.add_argument("name", metavar="NAME")
+    remove.set_defaults(run="api:remove")
 
 
 def _alert_commands(sub: argparse._SubParsersAction) -> None:

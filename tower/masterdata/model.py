@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema, model_validator
 
 from tower.contract import DEVICE_ID_PATTERN
 from tower.domain import ShipmentStatus
@@ -25,30 +25,40 @@ from tower.yamlfile import Located
 Id = Annotated[str, Field(pattern=DEVICE_ID_PATTERN.pattern)]
 SiteType = Literal["dc", "warehouse", "cross_dock", "hub", "depot", "port", "customer", "supplier"]
 MachineType = Literal["conveyor", "forklift", "reefer_unit", "dock_door", "sorter", "compressor", "pump", "other"]
+# A waypoint (lat, lon); bounded, so a route's length is always a number.
+Waypoint = tuple[Annotated[float, Field(ge=-90, le=90)], Annotated[float, Field(ge=-180, le=180)]]
+LATEST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last moment RFC 3339 can write
 
 
 def _moment_ms(value: object) -> int:
-    """RFC 3339 with a zone, or epoch milliseconds."""
+    """RFC 3339 with a zone, or epoch milliseconds; from 1970 to 9999 (what RFC 3339 can write back)."""
     if isinstance(value, bool):
         raise ValueError("expected a time: RFC 3339 with a zone (2026-11-22T08:00:00Z) or epoch milliseconds")
     if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, datetime):
-        moment = value
+        ms = value
     else:
         try:
-            moment = datetime.fromisoformat(str(value).strip())
+            moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).strip())
         except ValueError:
             raise ValueError(
                 f"'{str(value)[:40]}' is not a time; use RFC 3339 with a zone, e.g. 2026-11-22T08:00:00Z"
             ) from None
-    if moment.tzinfo is None:
-        raise ValueError(f"'{str(value)[:40]}' has no time zone; add Z or an offset like +01:00")
-    return int(moment.timestamp() * 1000)
+        if moment.tzinfo is None:
+            raise ValueError(f"'{str(value)[:40]}' has no time zone; add Z or an offset like +01:00")
+        ms = moment.timestamp() * 1000
+    if not 0 <= ms <= LATEST_MS:  # NaN fails this too
+        raise ValueError(f"'{str(value)[:40]}' is not between 1970 and 9999")
+    return int(ms)
 
 
 # An absolute time: read from RFC 3339 or epoch ms, kept as epoch ms, written as RFC 3339.
-Moment = Annotated[int, BeforeValidator(_moment_ms), PlainSerializer(rfc3339, return_type=str, when_used="json")]
+Moment = Annotated[
+    int,
+    BeforeValidator(_moment_ms),
+    PlainSerializer(rfc3339, return_type=str, when_used="json"),
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "integer", "minimum": 0}],
+                    "description": "RFC 3339 with a zone, or epoch milliseconds"}, mode="validation"),
+]  # fmt: skip
 
 
 class _Model(BaseModel):
@@ -139,7 +149,7 @@ class Lane(_Model):
     origin: str
     destination: str
     road: str = Field("", description="the highways it follows, for people")
-    via: tuple[LatLon, ...] = ()
+    via: tuple[Waypoint, ...] = ()
 
 
 class WarehouseSensor(_Model):
@@ -276,7 +286,7 @@ class Shipment(_Model):
     lane: str | None = None
     origin: str | None = None
     destination: str | None = None
-    via: tuple[LatLon, ...] = ()
+    via: tuple[Waypoint, ...] = ()
     cargo: str
     departure: Moment = Field(description="planned departure")
     promised: Moment = Field(description="promised delivery time")

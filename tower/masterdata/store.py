@@ -80,12 +80,12 @@ class MasterStore:
             row = self.db.execute("SELECT doc FROM shipments WHERE id=?", (shipment_id,)).fetchone()
         return Shipment.model_validate_json(row[0]) if row else None
 
-    def shipments(self, status: str | None = None, limit: int = 100_000) -> list[Shipment]:
-        """Shipments by planned departure, newest first; of one status if given."""
+    def shipments(self, status: str | None = None, limit: int = 100_000, offset: int = 0) -> list[Shipment]:
+        """Shipments by planned departure, newest first; of one status if given; `offset` pages on."""
         where, params = ("WHERE status=?", (status,)) if status else ("", ())
         with self._lock:
-            rows = self.db.execute(f"SELECT doc FROM shipments {where} ORDER BY departure_ms DESC, id LIMIT ?",
-                                   (*params, limit)).fetchall()  # fmt: skip
+            rows = self.db.execute(f"SELECT doc FROM shipments {where} ORDER BY departure_ms DESC, id LIMIT ? OFFSET ?",
+                                   (*params, limit, offset)).fetchall()  # fmt: skip
         return [Shipment.model_validate_json(row[0]) for row in rows]
 
     def changes(self, limit: int = 100) -> list[dict]:
