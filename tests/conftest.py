@@ -10,12 +10,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ingest.collector import Collector
-from tower.broker import LocalBroker
+from tower.broker import LocalBroker, free_port
 from tower.config import Settings, load_settings
 from tower.mqtt import connect, make_client
 from tower.store import Store, open_store
@@ -144,3 +146,60 @@ def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
 def stored_seqs(store: Store, device_id: str) -> list[int]:
     frame = store.readings(device_id)
     return [] if frame.empty else sorted(int(s) for s in frame["seq"].dropna())
+
+
+# -- tower api ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Api:
+    url: str
+    log: Path
+    process: subprocess.Popen
+
+    def client(self, token: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def launch_api(folder: Path, env: dict[str, str]) -> Api:
+    """`tower api` on a free port with its data in `folder` (and env: more TOWER_* settings), once healthy."""
+    port = free_port()
+    log = folder / f"api-{port}.log"
+    environment = {**os.environ, "TOWER_DATA_DIR": str(folder), "TOWER_STORE": f"sqlite:///{folder}/tower.db", **env}
+    with open(log, "ab") as output:
+        process = subprocess.Popen([sys.executable, "-m", "tower.cli", "api", "--port", str(port)], env=environment,
+                                   cwd=REPO, stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
+    api = Api(f"http://127.0.0.1:{port}", log, process)
+    wait_until(lambda: process.poll() is not None or _healthy(api.url), what="tower api /health")
+    return api
+
+
+def stop_api(api: Api) -> int | None:
+    if api.process.poll() is None:
+        api.process.send_signal(signal.SIGTERM)
+        return api.process.wait(30)
+    return None
+
+
+@pytest.fixture
+def start_api() -> Iterator:
+    """Start `tower api` processes; all are stopped at teardown, and each must stop cleanly."""
+    started: list[Api] = []
+
+    def start(folder: Path, **env: str) -> Api:
+        api = launch_api(folder, env)
+        started.append(api)
+        assert api.process.poll() is None, api.log.read_text()
+        return api
+
+    yield start
+    for api in started:
+        assert stop_api(api) == 0, api.log.read_text()[-2000:]

@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -27,7 +25,7 @@ from alerts.book import AlertBook
 from alerts.rules import load_rules
 from simulators.backfill import backfill
 from simulators.engine import Simulation
-from tests.conftest import REPO, wait_until
+from tests.conftest import REPO, Api, launch_api, stop_api, wait_until
 from tower.api.tokens import add_token
 from tower.broker import free_port
 from tower.masterdata.store import MasterStore
@@ -40,60 +38,6 @@ SEEDED_MS = int(9.25 * 3_600_000)
 FUZZ_EXAMPLES = 25  # per operation: a few seconds in all
 PLAN = {"tracker": "trk-api-1", "lane": "rtm-ams", "cargo": "chilled", "departure": "2026-11-23T08:00:00Z",
         "promised": "2026-11-23T11:00:00+01:00", "order": "PO-1", "customer": "ACME"}  # fmt: skip
-
-
-@dataclass
-class Api:
-    url: str
-    log: Path
-    process: subprocess.Popen
-
-    def client(self, token: str | None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def _launch(folder: Path, env: dict[str, str]) -> Api:
-    """`tower api` on a free port with its data in `folder` (and env: more TOWER_* settings), once healthy."""
-    port = free_port()
-    log = folder / f"api-{port}.log"
-    environment = {**os.environ, "TOWER_DATA_DIR": str(folder), "TOWER_STORE": f"sqlite:///{folder}/tower.db", **env}
-    with open(log, "ab") as output:
-        process = subprocess.Popen([sys.executable, "-m", "tower.cli", "api", "--port", str(port)], env=environment,
-                                   cwd=REPO, stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
-    api = Api(f"http://127.0.0.1:{port}", log, process)
-    wait_until(lambda: process.poll() is not None or _healthy(api.url), what="tower api /health")
-    return api
-
-
-def _stop(api: Api) -> int | None:
-    if api.process.poll() is None:
-        api.process.send_signal(signal.SIGTERM)
-        return api.process.wait(30)
-    return None
-
-
-@pytest.fixture
-def start_api() -> Iterator:
-    """Start `tower api` processes; all are stopped at teardown, and each must stop cleanly."""
-    started: list[Api] = []
-
-    def start(folder: Path, **env: str) -> Api:
-        api = _launch(folder, env)
-        started.append(api)
-        assert api.process.poll() is None, api.log.read_text()
-        return api
-
-    yield start
-    for api in started:
-        assert _stop(api) == 0, api.log.read_text()[-2000:]
 
 
 def _network_folder(folder: Path) -> Path:
@@ -386,12 +330,12 @@ def test_validation_errors_are_422_with_a_reason(network_api):
 def fuzzed_api(tmp_path_factory) -> Iterator[tuple[Api, str]]:
     folder = _network_folder(tmp_path_factory.mktemp("fuzz"))
     token = add_token(folder / "api-tokens.yaml", "fuzzer", "admin", "")
-    api = _launch(folder, {})
+    api = launch_api(folder, {})
     try:
         assert api.process.poll() is None, api.log.read_text()
         yield api, token
     finally:
-        _stop(api)
+        stop_api(api)
 
 
 def test_fuzzed_requests_never_get_a_500_and_match_the_spec(fuzzed_api):

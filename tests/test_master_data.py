@@ -179,12 +179,15 @@ def _drive(tracker: str, departure_ms: int, minutes: range, door_open: bool = Fa
 
 
 def test_shipments_created_while_the_tower_runs_are_tracked_alerted_and_stop_when_cancelled(
-    settings, publisher, start_collector, network_file, tmp_path, monkeypatch
+    settings, publisher, start_collector, start_api, network_file, tmp_path, monkeypatch
 ):
+    """By CSV, by MQTT and by the API: each is tracked and alerted within seconds, with no restart."""
     start_collector(network=network_file)
     env = {"TOWER_NETWORK": str(network_file), "TOWER_ALERTS_CLIENT_ID": f"test-alerts-md-{os.getpid()}"}
     engine = tower_process(["alerts", "run"], settings, tmp_path / "alerts.log", env)
     cli_env = {"TOWER_DATA_DIR": str(settings.data_dir)}
+    api = start_api(settings.data_dir, TOWER_STORE=settings.store, TOWER_API_TOKEN="tms-secret-1",
+                    TOWER_API_TOKEN_NAME="tms")  # fmt: skip
     try:
         departure = now_ms() - 40 * MIN
         csv = tmp_path / "today.csv"
@@ -194,9 +197,12 @@ def test_shipments_created_while_the_tower_runs_are_tracked_alerted_and_stop_whe
         )
         assert tower(cli_env, "shipments", "import", str(csv)).returncode == 0
         publisher.send(plan_topic("S-MQTT"), plan("S-MQTT", "T-MQTT", departure))
+        with api.client("tms-secret-1") as http:
+            created = http.post("/shipments", json=plan("S-API", "T-API", departure))
+            assert created.status_code == 201, created.text
         master = MasterStore(settings.master_db)
         wait_until(lambda: master.shipment("S-MQTT") is not None, what="the MQTT plan")
-        for tracker in ("T-CSV", "T-MQTT"):  # on the road, then the doors open for 5 minutes
+        for tracker in ("T-CSV", "T-MQTT", "T-API"):  # on the road, then the doors open for 5 minutes
             for topic, reading in _drive(tracker, departure, range(0, 30)) + _drive(tracker, departure, range(30, 36),
                                                                                     door_open=True):  # fmt: skip
                 publisher.send(topic, reading)
@@ -206,7 +212,7 @@ def test_shipments_created_while_the_tower_runs_are_tracked_alerted_and_stop_whe
             return next((a for a in book.alerts("all") if a["rule"] == "door-open-in-transit"
                          and a["entity"] == shipment), None)  # fmt: skip
 
-        wait_until(lambda: door_alert("S-CSV") and door_alert("S-MQTT"), 30, "door alerts for both shipments")
+        wait_until(lambda: door_alert("S-CSV") and door_alert("S-MQTT") and door_alert("S-API"), 30, "door alerts")
         alert = door_alert("S-CSV")
         assert alert["device"] == "T-CSV" and "Call the driver of S-CSV at once" in alert["runbook"]["steps"][0]
         assert alert["context"]["customer"] == "Fiskehallen" and alert["context"]["order"] == "PO-9"
@@ -218,13 +224,18 @@ def test_shipments_created_while_the_tower_runs_are_tracked_alerted_and_stop_whe
 
         data.expire()
         shown = data.shipment_table(data.source()).set_index("shipment")
-        assert {"S-CSV", "S-MQTT"} <= set(shown.index) and shown.loc["S-CSV", "open_alerts"] >= 1
+        assert {"S-CSV", "S-MQTT", "S-API"} <= set(shown.index) and shown.loc["S-CSV", "open_alerts"] >= 1
+        with api.client("tms-secret-1") as http:  # the API tells where it stands, by the same read model
+            standing = http.get("/shipments/S-API").json()["standing"]
+        assert standing["status"] == shown.loc["S-API", "status"] and standing["open_alerts"] >= 1, standing
 
         # cancelled: its alert ends, and nothing new is raised for it
         assert tower(cli_env, "shipments", "cancel", "S-CSV", "--reason", "customer closed", "--by", "kari"
                      ).returncode == 0  # fmt: skip
         publisher.send(plan_status_topic("S-MQTT"), {"status": "cancelled", "ts": rfc3339(now_ms()), "note": "no"})
-        for shipment in ("S-CSV", "S-MQTT"):
+        with api.client("tms-secret-1") as http:
+            assert http.post("/shipments/S-API/cancel", json={"reason": "order withdrawn"}).status_code == 200
+        for shipment in ("S-CSV", "S-MQTT", "S-API"):
             wait_until(lambda s=shipment: door_alert(s)["status"] not in OPEN_STATUSES, 30, f"{shipment} resolved")
             assert "cancelled" in book.history(door_alert(shipment)["id"])[-1]["note"]
         for topic, reading in _drive("T-CSV", departure, range(36, 44), door_open=True):
