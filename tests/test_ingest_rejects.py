@@ -71,7 +71,7 @@ def test_one_bad_item_in_an_offline_buffer_does_not_cost_the_others(start_collec
     )
     wait_until(lambda: len(store.readings("trk-9")) == 2 and store.dead_letters(), what="2 stored, 1 rejected")
     (letter,) = store.dead_letters()
-    assert letter.reason.startswith("item 1 of 3: field lat")
+    assert letter.reason.startswith("1 of 3 items rejected: item 1: field lat")
     assert '"lat": 95' in letter.payload
 
 

@@ -7,9 +7,9 @@ with the reason, so a misconfigured phone is visible rather than silently ignore
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
+from ingest.adapters.native import parse_json
 from ingest.validation import Rejected, check_device_id, reading_from_object
 from tower.contract import DeviceKind, DeviceStatus, StatusChange
 from tower.store import Batch
@@ -25,10 +25,7 @@ def decode(decoder: Decoder, topic: str, levels: list[str], payload: bytes, rece
     if len(levels) != 2:
         raise Rejected("unknown topic; OwnTracks publishes on owntracks/<user>/<device>")
     device_id = check_device_id(f"{levels[0]}-{levels[1]}")
-    try:
-        message = json.loads(payload)
-    except ValueError as error:
-        raise Rejected(f"invalid JSON: {error}") from None
+    message = parse_json(payload)
     if not isinstance(message, dict):
         raise Rejected("OwnTracks message must be a JSON object")
     message_type = message.get("_type")
