@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from tower.broker import LocalBroker, free_port
 from tower.config import load_settings
 from tower.contract import contract_markdown
-from tower.process import stop_event
+from tower.process import Children, stop_event
 from tower.store import open_store
 from tower.timeutil import now_ms, parse_duration_ms, parse_moment_ms, rfc3339
 
@@ -72,9 +72,10 @@ def contract(args: argparse.Namespace) -> int:
 
 def broker(args: argparse.Namespace) -> int:
     settings = load_settings()
+    done = stop_event()
     with LocalBroker(settings.data_dir / "broker", port=args.port, persistence=True) as local:
         print(f"{local.name} listening on {local.url} (MQTT {local.protocol}); Ctrl-C stops it", file=sys.stderr)
-        _wait_for_signal()
+        _wait_for_signal(done)
     return 0
 
 
@@ -85,7 +86,13 @@ def dashboard(args: argparse.Namespace) -> int:
     env = {**os.environ, "TOWER_STORE": settings.store, "TOWER_DATA_DIR": str(settings.data_dir.resolve())}
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
-    return subprocess.call(command, env=env)
+    done = stop_event()  # before the child starts: SIGTERM must never end this process without it
+    with Children() as children:
+        streamlit = children.start("streamlit", command, env=env)
+        while not done.wait(0.5):
+            if streamlit.poll() is not None:
+                return streamlit.returncode
+    return 0
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -99,7 +106,9 @@ def demo(args: argparse.Namespace) -> int:
     speed = 60
     dashboard_port = 8501 if _port_free(8501) else free_port()
     start = rfc3339(default_start_ms(load_scenario("default").duration, speed, now_ms()))
-    with LocalBroker(data_dir / "broker", port=port, persistence=True) as local:
+    done = stop_event()  # before any child starts: SIGTERM must never end this process without them
+    # Children stop first (the collector flushes while the broker is still up), then the broker.
+    with LocalBroker(data_dir / "broker", port=port, persistence=True) as local, Children() as children:
         env = {
             **os.environ,
             "TOWER_BROKER": local.url,
@@ -118,15 +127,9 @@ def demo(args: argparse.Namespace) -> int:
                          "--truth", str(logs / "truth.jsonl")],
             "dashboard": [*tower, "dashboard", "--port", str(dashboard_port)],
         }  # fmt: skip
-        children = {
-            name: subprocess.Popen(
-                command,
-                env=env,
-                stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
-                stderr=subprocess.STDOUT,
-            )
-            for name, command in commands.items()
-        }
+        for name, command in commands.items():
+            with open(logs / f"{name}.log", "ab") as log_file:  # the child has its own copy
+                children.start(name, command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         print(
             f"Control Tower demo running: {local.name} on {local.url}, store {settings.store}\n"
             f"  dashboard:   http://localhost:{dashboard_port}\n"
@@ -138,19 +141,14 @@ def demo(args: argparse.Namespace) -> int:
             "Ctrl-C stops everything.",
             file=sys.stderr,
         )
-        _wait_for_signal(children)
-        for child in children.values():
-            child.send_signal(signal.SIGTERM)
-        for child in children.values():
-            child.wait(30)
+        _wait_for_signal(done, children)
     return 0
 
 
-def _wait_for_signal(children: dict[str, subprocess.Popen] | None = None) -> None:
-    done = stop_event()
+def _wait_for_signal(done: threading.Event, children: Children | None = None) -> None:
     finished: set[str] = set()
     while not done.wait(1.0):
-        for name, child in (children or {}).items():
+        for name, child in (children.processes if children else {}).items():
             code = child.poll()
             if code == 0 and name not in finished:  # the simulator ends with its scenario; the rest runs on
                 finished.add(name)
