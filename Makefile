@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench drills lint clean
 
 demo: $(STAMP)  ## run the whole system locally (Ctrl-C stops it)
 	$(VENV)/bin/tower demo
@@ -18,6 +18,9 @@ bench: $(STAMP)  ## performance figures, each next to its baseline measured in t
 	$(PY) -m benchmarks.simulator
 	$(PY) -m benchmarks.alerts
 	$(PY) -m benchmarks.dashboard
+
+drills: $(STAMP)  ## fault drills at full size: kills, outages, a full disk; published / acked / stored / lost
+	$(PY) -m benchmarks.drills
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)

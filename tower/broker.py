@@ -7,6 +7,7 @@ amqtt, a pure-Python broker that speaks MQTT 3.1.1 only, so clients must use pro
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import socket
@@ -24,7 +25,10 @@ max_queued_bytes 0
 persistent_client_expiration 14d
 persistence {persistence}
 persistence_location {data_dir}/
-autosave_interval 30
+# Saved every second (deploy/mosquitto.conf trades throughput for saving on every change).
+autosave_interval 1
+# Started by root, mosquitto would switch to the `mosquitto` user, which cannot write data_dir.
+user {user}
 log_dest file {data_dir}/mosquitto.log
 log_type error
 log_type warning
@@ -78,6 +82,7 @@ class LocalBroker:
                     port=self.port,
                     data_dir=self.data_dir.resolve(),
                     persistence=str(self.persistence).lower(),
+                    user=getpass.getuser(),
                 )
             )
             command = [self.mosquitto, "-c", str(conf)]
