@@ -137,14 +137,17 @@ class InfluxStore(Store):
             raise ValueError(f"InfluxDB query failed: {result['error']}")
         return result.get("series", [])
 
-    def _series_frame(self, series: list[dict]) -> pd.DataFrame:
+    def _series_frame(self, series: list[dict], strip: str = "") -> pd.DataFrame:
+        """Series of fields (and time) as one frame; `strip`: the prefix an aggregate gave field names."""
         import pandas as pd
 
-        from tower.store.frames import utc
+        from tower.store.frames import field_column, utc
 
         frames = []
         for item in series:
-            frame = pd.DataFrame(item["values"], columns=item["columns"])
+            names = [c.removeprefix(strip) for c in item["columns"]]
+            columns = [c if c in ("time", "seq") else field_column(c) for c in names]  # seq is a field here
+            frame = pd.DataFrame(item["values"], columns=columns)
             for tag, value in item.get("tags", {}).items():
                 frame[tag] = value
             frame["kind"] = item["name"]
@@ -161,7 +164,7 @@ class InfluxStore(Store):
         kinds = [kind] if kind else list(DeviceKind)
         series = []
         for each in kinds:
-            series += self.query(f'SELECT * FROM "{each.value}" GROUP BY "device_id" ORDER BY time DESC LIMIT 1')
+            series += self.query(f'SELECT *::field FROM "{each.value}" GROUP BY "device_id" ORDER BY time DESC LIMIT 1')
         return tidy_readings(self._series_frame(series), ["device_id", "ts", "kind"])
 
     def readings(
@@ -178,18 +181,17 @@ class InfluxStore(Store):
         series: list[dict] = []
         if kind is not None:
             device = device_id.replace("\\", "\\\\").replace("'", "\\'")
+            # ::tag and ::field: a store may hold a field named device_id too (from before such names were refused)
             where = (
-                f"\"device_id\" = '{device}' AND time >= {since_ms or 0}ms "
+                f"\"device_id\"::tag = '{device}' AND time >= {since_ms or 0}ms "
                 f"AND time < {until_ms if until_ms is not None else _OPEN_END_MS}ms"
             )
             if every_ms:
                 statement = f'SELECT mean(*) FROM "{kind.value}" WHERE {where} GROUP BY time({every_ms}ms) fill(none)'
             else:
-                statement = f'SELECT * FROM "{kind.value}" WHERE {where}'
+                statement = f'SELECT *::field FROM "{kind.value}" WHERE {where}'
             series = self.query(statement)
-        frame = self._series_frame(series).drop(columns=["kind"])
-        if every_ms:
-            frame = frame.rename(columns=lambda c: c.removeprefix("mean_"))
+        frame = self._series_frame(series, strip="mean_" if every_ms else "").drop(columns=["kind"])
         frame["device_id"] = device_id
         return tidy_readings(frame, ["ts", "device_id"], fields)
 

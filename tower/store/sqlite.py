@@ -40,7 +40,7 @@ _SQL_TYPE = {float: "REAL", int: "INTEGER", bool: "INTEGER", str: "TEXT"}
 _REFUSALS = (OverflowError, sqlite3.IntegrityError, sqlite3.DataError)
 _REFUSAL_MESSAGES = ("malformed JSON",)
 # Extra-field names that would shadow a column of every reading frame: files written before the
-# contract reserved them may hold such keys; readers show them as extra.<name>.
+# contract reserved them may hold such keys; readers show them as extra.<name> (frames.field_column).
 _SHADOWING = ", ".join(f"'{name}'" for name in sorted(RESERVED_FIELD_NAMES))
 
 
@@ -194,10 +194,11 @@ class SqliteStore(Store):
             f"SELECT device_id, ts, '{name}' AS field, {name} AS v FROM readings WHERE {where} AND {name} IS NOT NULL"
             for name in self._numeric
         ]
-        # Rows written before extras were checked may hold text that is not JSON (Infinity): skipped.
+        # Rows written before extras were checked may hold text that is not a JSON object (Infinity): skipped.
         parts.append(
             f"SELECT device_id, ts, CASE WHEN j.key IN ({_SHADOWING}) THEN 'extra.' || j.key ELSE j.key END, "
-            "j.value FROM readings, json_each(CASE WHEN json_valid(readings.extra) THEN readings.extra END) AS j "
+            "j.value FROM readings, json_each(CASE WHEN json_valid(readings.extra) THEN "
+            "CASE WHEN json_type(readings.extra) = 'object' THEN readings.extra END END) AS j "
             f"WHERE {where} AND readings.extra IS NOT NULL AND j.type IN ('integer', 'real')"
         )
         return " UNION ALL ".join(parts)
@@ -324,7 +325,7 @@ class SqliteStore(Store):
         """Reading rows as a frame: ts as UTC datetimes, extra JSON as columns."""
         import pandas as pd
 
-        from tower.store.frames import utc
+        from tower.store.frames import field_column, utc
 
         with self._lock:
             frame = pd.read_sql_query(sql, self._db, params=params)
@@ -335,7 +336,7 @@ class SqliteStore(Store):
             for name in expanded.columns.intersection(frame.columns):
                 if name in self._columns:  # an extra that became a contract field: one column
                     frame[name] = frame[name].combine_first(expanded.pop(name))
-            expanded = expanded.rename(columns=lambda name: f"extra.{name}" if name in RESERVED_FIELD_NAMES else name)
+            expanded = expanded.rename(columns=field_column)
             frame = pd.concat([frame, expanded], axis="columns")
         return frame
 
