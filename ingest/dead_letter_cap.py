@@ -40,13 +40,13 @@ class DeadLetterCap:
             self._window_start_ms = now_ms
         if now_ms < self._window_start_ms + self.window_ms:
             return []
-        minutes = self.window_ms / 60_000
+        seconds = self.window_ms / 1000
         summaries = [
             DeadLetter(
                 now_ms,
                 topic,
                 "",
-                f"{dropped} more dead letters from this topic in the last {minutes:g} min were counted, not kept "
+                f"{dropped} more dead letters from this topic in the last {seconds:g} s were counted, not kept "
                 f"(at most {self.per_topic} per topic per window: TOWER_DEAD_LETTER_CAP)",
             )
             for topic, dropped in self._dropped.items()

@@ -96,6 +96,14 @@ def test_hostile_messages_once_and_retained_are_dead_lettered_and_ingest_and_ale
         assert [alert["rule"] for alert in book.alerts("all")] == ["machine-fault"]
         assert collector.poll() is None and fresh_collector.poll() is None and engine.poll() is None
         fresh_store.close()
+
+        # Reconnecting to its kept session, a collector is not sent the retained messages again (MQTT 5).
+        letters = len(store.dead_letters())
+        stop_process(collector)
+        collector = collector_process(settings, tmp_path / "ingest.log")
+        canary = _canary(publisher, 100)
+        wait_until(lambda: not store.readings(canary).empty, what="the canary after the restart")
+        assert len(store.dead_letters()) == letters
     finally:
         for topic, _, _ in HOSTILE:  # the broker is shared by the whole suite
             publisher.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)

@@ -167,6 +167,13 @@ def test_dead_letters_newest_n_oldest_first(backend):
     assert [d.reason for d in store.dead_letters(limit=3)] == ["reason 2", "reason 3", "reason 4"]
 
 
+def test_dead_letters_expire_after_their_retention(backend):
+    store, seed = backend.store, backend.seed
+    seed(Batch(dead_letters=[DeadLetter(T0 + day * 86_400_000, "tower/v1/x", "{}", f"day {day}") for day in range(4)]))
+    result = store.apply_retention(T0 + 16 * 86_400_000, raw_days=30, rollup_days=400, dead_letter_days=14)
+    assert result.deleted_dead_letters == 2 and [d.reason for d in store.dead_letters()] == ["day 2", "day 3"]
+
+
 def test_rows_mixing_extra_fields_and_one_named_like_a_column(backend):
     """Stores written before extra-field names were checked may hold one named like a column."""
     store, seed = backend.store, backend.seed
