@@ -47,7 +47,6 @@ class IngestStats:
     stored: int = 0  # readings the store confirmed, counted by the writer from here on
     dead_lettered: int = 0  # dead letters the store confirmed
     over_cap: int = 0  # dead letters counted but not kept (TOWER_DEAD_LETTER_CAP)
-    spooled: int = 0  # readings put in the spool (stored once replayed)
     max_lag_ms: int = 0  # arrival to durable, worst in the current interval
     paused: str = "-"  # why nothing is acknowledged right now: spool-full, disk-full
     last_stored: int = field(default=0, repr=False)
@@ -132,8 +131,9 @@ class Writer(threading.Thread):
             if now >= next_retention:
                 self._apply_retention()
                 next_retention = now + settings.retention_interval_s
-            if summaries := self.cap.roll(now_ms()):  # stored like a message of its own, never acknowledged
-                pending.append(Delivery(0, 0, -1, now_ms(), Batch(dead_letters=summaries)))
+            wall = now_ms()
+            if summaries := self.cap.roll(wall):  # stored like a message of its own, never acknowledged
+                pending.append(Delivery(0, 0, -1, wall, Batch(dead_letters=summaries)))
             if now >= next_stats:
                 log.info(self.stats.line(self.spool, self._inbox.qsize() + len(pending), now - last_stats))
                 last_stats, next_stats = now, now + settings.stats_interval_s
@@ -191,7 +191,6 @@ class Writer(threading.Thread):
     def _spool(self, batch: Batch) -> bool:
         try:
             if self.spool.append(batch):
-                self.stats.spooled += len(batch.readings)
                 self._pause(None)
                 return True
             self._pause("spool-full", f"store down and spool full ({self.spool.size_bytes} bytes)")

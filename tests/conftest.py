@@ -65,7 +65,8 @@ def no_process_left_behind() -> Iterator[None]:
     """The suite fails if any process a test started outlives it. This process becomes a child
     subreaper, so what a stopped process left orphaned re-parents here and is seen too."""
     PR_SET_CHILD_SUBREAPER = 36
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    if sys.platform == "linux":  # like /proc, which descendants() reads
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     before = descendants()
     yield
     left: dict[int, str] = {}
