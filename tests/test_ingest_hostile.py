@@ -135,8 +135,10 @@ def test_the_watchdog_sees_paho_network_thread_die(settings, publisher):
     try:
         wait_until(lambda: subscribed, what="subscription")
         assert network_loop_alive(client)
+        thread = client._thread
         publisher.send("tower/v1/watchdog/test", b"x")
         wait_until(lambda: not network_loop_alive(client), what="paho's thread to end")
+        thread.join(10)  # its exception is reported here, not in the next test
     finally:
         client.disconnect()
         client.socket() and client.socket().close()
