@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test bench lint clean system-demo system-test
+.PHONY: demo test bench drills lint clean system-demo system-test
 
 demo: system-demo $(STAMP)  ## run the whole system locally (Ctrl-C stops it)
 	$(VENV)/bin/tower demo
@@ -23,6 +23,9 @@ bench: system-demo $(STAMP)  ## performance figures, each next to its baseline m
 
 system-demo system-test:
 	@.ci/prerequisites $(subst system-,,$@)
+
+drills: $(STAMP)  ## fault drills at full size: kills, outages, a full disk; published / acked / stored / lost
+	$(PY) -m benchmarks.drills
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)

@@ -35,7 +35,7 @@ from tower.contract import OWNTRACKS_ROOT, TOPIC_ROOT
 from tower.health import beat
 from tower.masterdata.live import LiveMaster
 from tower.masterdata.store import MasterStore
-from tower.mqtt import connect, make_client
+from tower.mqtt import connect, make_client, network_loop_alive
 from tower.process import stop_event, tune_gc_for_streaming
 from tower.timeutil import now_ms
 
@@ -99,6 +99,7 @@ class Engine:
             int(settings.alerts_close_after_s * 1000),
         )  # fmt: skip
         self._inbox: queue.Queue = queue.Queue()
+        self.failed = False
         self.subscribed = threading.Event()
         self.client.on_subscribe = self._on_subscribe
 
@@ -109,6 +110,10 @@ class Engine:
         last_tick = last_snapshot = time.monotonic()
         try:
             while not stop.is_set():
+                if not network_loop_alive(self.client):
+                    log.error("the MQTT network loop stopped; exiting so that a supervisor restarts the engine")
+                    self.failed = True
+                    break
                 try:
                     item = self._inbox.get(timeout=_TICK_S / 4)
                 except queue.Empty:
@@ -175,6 +180,12 @@ class Engine:
         self.subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
+        try:
+            self._take(message)
+        except Exception as error:  # one message must not stop the engine; ingest dead-letters it
+            log.warning("ignored a message the decoder failed on (%s: %s)", type(error).__name__, str(error)[:200])
+
+    def _take(self, message: mqtt.MQTTMessage) -> None:
         topic = message.topic
         if topic.startswith(ALERTS_TOPIC + "/"):
             parts = topic.split("/")  # tower/v1/alerts/<id>/ack/<account>
@@ -195,4 +206,4 @@ def run(settings: Settings) -> int:
     log.info("alert engine: %d rules, master data %s (network file %s), on-call %s, alerts in %s", rules,
              settings.master_db, settings.network or "none", oncall, settings.alerts_db)  # fmt: skip
     engine.run(stop)
-    return 0
+    return 1 if engine.failed else 0

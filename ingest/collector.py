@@ -21,9 +21,9 @@ from tower.contract import OWNTRACKS_ROOT, TOPIC_ROOT
 from tower.health import beat
 from tower.masterdata.live import LiveMaster
 from tower.masterdata.store import MasterStore
-from tower.mqtt import connect, make_client
+from tower.mqtt import connect, make_client, network_loop_alive, subscriptions
 from tower.process import stop_event, tune_gc_for_streaming
-from tower.store import Store
+from tower.store import Batch, Store
 from tower.timeutil import now_ms
 
 log = logging.getLogger("tower.ingest")
@@ -79,7 +79,7 @@ class Collector:
         self._generation += 1
         log.info("connected to %s (session present: %s)", self.address, flags.session_present)
         # Subscribing again is harmless when the session already holds these subscriptions.
-        client.subscribe([(topic, 1) for topic in self.topics()])
+        client.subscribe(subscriptions(self.settings, self.topics()))
 
     def _on_subscribe(self, client: mqtt.Client, userdata, mid, reason_codes, properties=None) -> None:
         refused = [code for code in reason_codes if code.is_failure]
@@ -97,8 +97,21 @@ class Collector:
     def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
         received = now_ms()
         self.stats.received += 1
-        batch = self.decoder.decode(message.topic, message.payload, received)
+        try:
+            batch = self.decoder.decode(message.topic, message.payload, received)
+        except Exception as error:  # an input nobody foresaw: dead-lettered and acknowledged like any reject
+            batch = self._undecodable(message, error, received)
         self.writer.submit(Delivery(message.mid, message.qos, self._generation, received, batch))
+
+    def _undecodable(self, message: mqtt.MQTTMessage, error: Exception, received: int) -> Batch:
+        """The dead letter of a message the decoder failed on; must not raise, or paho's thread dies."""
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = "(topic is not UTF-8)"
+        reason = f"could not be decoded ({type(error).__name__}: {str(error)[:200]})"
+        log.warning("message on %s %s", topic, reason)
+        return Batch(dead_letters=[self.decoder.dead_letter(topic, message.payload, reason, received)])
 
     def _acknowledge(self, deliveries: list[Delivery]) -> None:
         """Called by the writer once the deliveries are durable; in arrival order, as MQTT requires."""
@@ -116,10 +129,16 @@ def run(settings: Settings, store: Store) -> int:
     log.info("collecting %s from %s into %s", ", ".join(collector.topics()), collector.address,
              redact_url(settings.store))  # fmt: skip
     collector.start()
+    failed = False
     while not done.wait(1.0):
         if collector.writer.failure is not None:
+            failed = True
+            break
+        if not network_loop_alive(collector.client):
+            log.error("the MQTT network loop stopped; exiting so that a supervisor restarts the collector")
+            failed = True
             break
         if collector.client.is_connected():
             beat(settings.health_dir / settings.ingest_client_id)
     collector.stop()
-    return 1 if collector.writer.failure is not None else 0
+    return 1 if failed else 0

@@ -24,6 +24,7 @@ from tower.store import Batch
 
 _NATIVE_PREFIX = TOPIC_ROOT + "/"
 _OWNTRACKS_PREFIX = OWNTRACKS_ROOT + "/"
+_REASONS_SHOWN = 3  # a rejected array's dead letter names this many of its items' reasons
 
 
 @dataclass(frozen=True)
@@ -58,3 +59,13 @@ class Decoder:
     def dead_letter(self, topic: str, payload: bytes, reason: str, received_ms: int) -> DeadLetter:
         kept = payload[: self.dead_letter_payload_bytes].decode("utf-8", errors="backslashreplace")
         return DeadLetter(received_ms, topic, kept, reason)
+
+    def rejected_items(
+        self, topic: str, payload: bytes, reasons: list[str], total: int, noun: str, received_ms: int
+    ) -> DeadLetter:
+        """One dead letter for the rejected items of one message (array items, lines), however many:
+        a 200 KB array of junk is one record, not 100,000."""
+        if total == 1:
+            return self.dead_letter(topic, payload, reasons[0].partition(": ")[2], received_ms)
+        shown = "; ".join(reasons[:_REASONS_SHOWN]) + ("; ..." if len(reasons) > _REASONS_SHOWN else "")
+        return self.dead_letter(topic, payload, f"{len(reasons)} of {total} {noun} rejected: {shown}", received_ms)

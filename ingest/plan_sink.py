@@ -10,9 +10,11 @@ follows it too, so a plan for a lane just added to the file is not refused for w
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from tower.contract import DeadLetter
 from tower.masterdata.live import LiveMaster
+from tower.masterdata.model import PlanMessage
 from tower.masterdata.store import MasterDataError
 from tower.store import Batch
 
@@ -24,17 +26,26 @@ class PlanSink:
         self.master = master
         self.payload_bytes = dead_letter_payload_bytes
 
-    def apply(self, batch: Batch) -> None:
-        """Take the batch's plans into the master data; refused ones join its dead letters."""
-        if batch.plans:
-            self.master.current()  # a changed network file first: a plan may need its new lane
-        for message in batch.plans:
-            try:
-                changed = self.master.store.apply(message)
-            except MasterDataError as reason:
-                kept = message.payload[: self.payload_bytes].decode("utf-8", errors="backslashreplace")
-                batch.dead_letters.append(DeadLetter(message.received_ms, message.topic, kept, str(reason)))
-                continue
-            if changed:
-                log.info("master data: shipment %s from %s", message.shipment_id, message.topic)
+    def apply(self, batch: Batch) -> bool:
+        """Take the batch's plans into the master data; refused ones join its dead letters. False:
+        the master data store is unavailable (locked, disk full): nothing may be acknowledged yet."""
+        try:
+            if batch.plans:
+                self.master.current()  # a changed network file first: a plan may need its new lane
+            for message in list(batch.plans):
+                self._apply(batch, message)
+        except sqlite3.Error as error:
+            log.warning("master data store unavailable, plans wait: %s", error)
+            return False
         batch.plans = []
+        return True
+
+    def _apply(self, batch: Batch, message: PlanMessage) -> None:
+        try:
+            changed = self.master.store.apply(message)
+        except MasterDataError as reason:
+            kept = message.payload[: self.payload_bytes].decode("utf-8", errors="backslashreplace")
+            batch.dead_letters.append(DeadLetter(message.received_ms, message.topic, kept, str(reason)))
+            return
+        if changed:
+            log.info("master data: shipment %s from %s", message.shipment_id, message.topic)

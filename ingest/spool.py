@@ -7,12 +7,19 @@ spooled readings. Files are named by a counter, so replay follows arrival order.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
 
 from tower.contract import DeadLetter, DeviceKind, DeviceStatus, Reading, StatusChange
 from tower.store import Batch
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class NoSpace(Exception):
+    """The spool's file system is full: nothing was written; try again when space returns."""
 
 
 class Spool:
@@ -34,18 +41,25 @@ class Spool:
         return self._bytes
 
     def append(self, batch: Batch) -> bool:
-        """Durably add the batch; False (nothing written) when it would exceed the bound."""
+        """Durably add the batch; False (nothing written) when it would exceed the bound, NoSpace
+        (nothing written) when the disk is full."""
         data = json.dumps(_to_json(batch), separators=(",", ":")).encode()
         if self._bytes + len(data) > self.max_bytes:
             return False
         path = self.directory / f"{self._counter:012d}.json"
         temporary = path.with_suffix(".tmp")
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.rename(path)
-        _fsync_directory(self.directory)
+        try:
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            temporary.rename(path)
+            _fsync_directory(self.directory)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            if error.errno in _NO_SPACE:
+                raise NoSpace(f"{self.directory}: {error.strerror}") from error
+            raise
         self._counter += 1
         self._files.append(path)
         self._bytes += len(data)

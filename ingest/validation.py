@@ -6,6 +6,7 @@ are written once. Every adapter (native JSON, OwnTracks, line protocol) ends her
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -14,11 +15,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from tower.contract import (
     DEVICE_ID_PATTERN,
     EARLIEST_TS_MS,
+    FIELD_NAME_PATTERN,
+    INT64_MAX,
     KIND_FIELDS,
+    RESERVED_FIELD_NAMES,
     DeviceKind,
     FieldSpec,
     Reading,
     is_plain_number,
+    storage_columns,
 )
 from tower.timeutil import rfc3339
 
@@ -41,12 +46,13 @@ def _model(kind: DeviceKind) -> type[BaseModel]:
         f"{kind.value.title()}Reading",
         __config__=ConfigDict(extra="allow", strict=True),
         ts=(Annotated[AwareDatetime, Field(strict=False)], ...),
-        seq=(Annotated[int, Field(ge=0)] | None, None),
+        seq=(Annotated[int, Field(ge=0, le=INT64_MAX)] | None, None),
         **fields,
     )
 
 
 MODELS: dict[DeviceKind, type[BaseModel]] = {kind: _model(kind) for kind in DeviceKind}
+_COLUMNS = storage_columns()
 
 
 def check_device_id(device_id: str) -> str:
@@ -87,14 +93,37 @@ def _reading(kind: DeviceKind, device_id: str, model: BaseModel, received_ms: in
     del fields["ts"]
     fields.pop("seq", None)
     for name, value in (model.model_extra or {}).items():
-        if not is_plain_number(value):
-            raise Rejected(
-                f"unknown field '{name}' is {type(value).__name__}; fields beyond the contract must be numbers"
-            )
-        fields[name] = value
+        fields[name] = _extra_value(name, value)
     if not fields:
         raise Rejected("reading has no fields besides ts/seq")
     return Reading(kind, device_id, ts_ms, fields, model.seq)  # type: ignore[attr-defined]
+
+
+def _extra_value(name: str, value: Any) -> float | int:
+    """A field beyond the kind's contract: a number every store can hold, under a name no store column has."""
+    if not FIELD_NAME_PATTERN.match(name):
+        raise Rejected(
+            f"field name '{name[:40]}' is not allowed: use 1-64 letters, digits or '_', starting with a letter"
+        )
+    if name.lower() in RESERVED_FIELD_NAMES:
+        raise Rejected(f"field name '{name}' is reserved (every reading has a column of that name); rename the field")
+    if not is_plain_number(value):
+        raise Rejected(f"unknown field '{name}' is {type(value).__name__}; fields beyond the contract must be numbers")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Rejected(f"field {name}: {value} is not a finite number")
+    if isinstance(value, int) and not -INT64_MAX - 1 <= value <= INT64_MAX:
+        raise Rejected(f"field {name}: integer outside the signed 64-bit range")
+    spec = _COLUMNS.get(name)
+    if spec is not None and not (spec.type is float and spec.min <= value <= spec.max):
+        # Another kind's field: it shares that field's column, so it keeps that field's type and range.
+        raise Rejected(f"field {name} is another kind's field, defined as {_spec_text(spec)}; got {value!r}"[:300])
+    return value
+
+
+def _spec_text(spec: FieldSpec) -> str:
+    if spec.type is float:
+        return f"a number in {spec.min:g} … {spec.max:g}"
+    return {bool: "a boolean", str: f"one of {', '.join(spec.choices)}"}.get(spec.type, spec.type.__name__)
 
 
 def _event_time_ms(ts: datetime, received_ms: int, max_future_skew_ms: int) -> int:

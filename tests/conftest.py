@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import itertools
 import json
 import os
@@ -33,6 +35,50 @@ def wait_until(predicate: Callable[[], object], timeout_s: float = 15.0, what: s
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def descendants(pid: int | None = None) -> dict[int, str]:
+    """Living processes below `pid` (default: this one), with their command lines."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+        if state != "Z":
+            parents.setdefault(int(ppid), []).append(int(entry.name))
+    found: dict[int, str] = {}
+    todo = list(parents.get(pid or os.getpid(), []))
+    while todo:
+        child = todo.pop()
+        try:
+            found[child] = (Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            continue
+        todo += parents.get(child, [])
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """The suite fails if any process a test started outlives it. This process becomes a child
+    subreaper, so what a stopped process left orphaned re-parents here and is seen too."""
+    PR_SET_CHILD_SUBREAPER = 36
+    if sys.platform == "linux":  # like /proc, which descendants() reads
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    before = descendants()
+    yield
+    left: dict[int, str] = {}
+    deadline = time.monotonic() + 10  # a process that was just signalled may still be exiting
+    while time.monotonic() < deadline and (left := {p: c for p, c in descendants().items() if p not in before}):
+        time.sleep(0.1)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # leave the machine clean, then say so
+    assert not left, f"processes outlived the tests that started them: {left}"
 
 
 @pytest.fixture(scope="session")

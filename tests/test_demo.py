@@ -1,4 +1,5 @@
-"""The README's run command: `tower demo` brings up broker, collector, alert engine and simulator, and stops cleanly."""
+"""The README's run command: `tower demo` brings up broker, collector, alert engine and simulator, and
+stops cleanly; it and `tower dashboard` leave no process behind, Streamlit's included."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import signal
 import subprocess
 import sys
 
-from tests.conftest import REPO, wait_until
+from tests.conftest import REPO, descendants, wait_until
 from tower.broker import free_port
 from tower.store import open_store
 
@@ -15,6 +16,7 @@ from tower.store import open_store
 def test_demo_fills_the_store_and_stops_on_ctrl_c(tmp_path):
     url = f"sqlite:///{tmp_path}/demo.db"
     env = {**os.environ, "TOWER_DATA_DIR": str(tmp_path / "var")}
+    before = descendants()
     demo = subprocess.Popen(
         [sys.executable, "-m", "tower.cli", "demo", "--port", str(free_port()), "--store", url],
         cwd=REPO,
@@ -35,8 +37,32 @@ def test_demo_fills_the_store_and_stops_on_ctrl_c(tmp_path):
         wait_until(lambda: b"subscribed to" in alerts_log.read_bytes(), what="the alert engine")
         dashboard_log = tmp_path / "var" / "logs" / "dashboard.log"
         wait_until(lambda: b"Local URL" in dashboard_log.read_bytes(), timeout_s=30, what="the dashboard")
+        started = set(descendants()) - set(before)
+        assert any("streamlit" in command for pid, command in descendants().items() if pid in started)
     finally:
         demo.send_signal(signal.SIGINT)
         output = demo.communicate(timeout=60)[0].decode()
     assert demo.returncode == 0, output
     assert "Control Tower demo running" in output
+    assert not set(descendants()) - set(before), "the demo left processes behind"
+
+
+def test_dashboard_is_streamlit_and_stops_on_sigterm(tmp_path):
+    log = tmp_path / "dashboard.log"
+    before = descendants()
+    with open(log, "wb") as output:
+        dashboard = subprocess.Popen(
+            [sys.executable, "-m", "tower.cli", "dashboard", "--port", str(free_port())],
+            cwd=REPO,
+            env={**os.environ, "TOWER_DATA_DIR": str(tmp_path / "var")},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: b"Local URL" in log.read_bytes(), timeout_s=30, what="Streamlit serving")
+        assert "streamlit" in descendants()[dashboard.pid]  # tower dashboard became Streamlit: the signal reaches it
+    finally:
+        dashboard.terminate()
+        dashboard.wait(60)
+    assert dashboard.returncode == 0
+    assert not set(descendants()) - set(before), "tower dashboard left Streamlit behind"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ingest.dead_letter_cap import DeadLetterCap
 from tests.conftest import wait_until
+from tower.contract import DeadLetter
 from tower.timeutil import now_ms
 
 GOOD = {"lat": 50.0, "lon": 5.0}
@@ -71,7 +73,7 @@ def test_one_bad_item_in_an_offline_buffer_does_not_cost_the_others(start_collec
     )
     wait_until(lambda: len(store.readings("trk-9")) == 2 and store.dead_letters(), what="2 stored, 1 rejected")
     (letter,) = store.dead_letters()
-    assert letter.reason.startswith("item 1 of 3: field lat")
+    assert letter.reason.startswith("1 of 3 items rejected: item 1: field lat")
     assert '"lat": 95' in letter.payload
 
 
@@ -81,3 +83,26 @@ def test_non_finite_numbers_are_rejected(start_collector, publisher, store, payl
     publisher.send(T, payload)
     wait_until(store.dead_letters, what="dead letter")
     assert not store.devices()
+
+
+def test_a_flooding_topic_keeps_its_first_dead_letters_and_a_count_of_the_rest(start_collector, publisher, store):
+    collector = start_collector(dead_letter_cap=3, dead_letter_cap_window_s=1.0)
+    for n in range(10):
+        publisher.send("tower/v1/shipment/flood-1/telemetry", b"junk %d" % n)
+    publisher.send("tower/v1/shipment/quiet-1/telemetry", b"junk")
+    summary = "7 more dead letters from this topic in the last 1 s were counted, not kept"
+    wait_until(lambda: any(summary in d.reason for d in store.dead_letters()), what="the flood's summary")
+    topics = [d.topic.split("/")[3] for d in store.dead_letters()]
+    assert topics.count("flood-1") == 4 and topics.count("quiet-1") == 1  # three kept, one summary
+    assert collector.stats.over_cap == 7
+
+
+def test_the_cap_counts_per_topic_and_starts_again_each_window():
+    cap = DeadLetterCap(per_topic=2, window_ms=60_000)
+    assert cap.roll(0) == []
+    letters = [DeadLetter(t, topic, "", "bad") for t, topic in enumerate(["a", "a", "b", "a", "a"])]
+    assert [d.topic for d in cap.admit(letters)] == ["a", "a", "b"] and cap.over_cap == 2
+    assert cap.roll(59_999) == []
+    (summary,) = cap.roll(60_000)
+    assert (summary.topic, summary.reason.split()[0]) == ("a", "2")
+    assert len(cap.admit(letters[:2])) == 2 and cap.roll(60_001) == []

@@ -7,7 +7,14 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from ingest.plan_sink import PlanSink
+from ingest.spool import Spool
+from ingest.writer import Delivery, IngestStats, Writer
 from tests.conftest import collector_process, stop_process, stored_seqs, wait_until
+from tower.contract import DeviceKind, Reading
+from tower.masterdata.live import LiveMaster
+from tower.masterdata.store import MasterStore
+from tower.store import Batch
 from tower.timeutil import now_ms
 
 T = "tower/v1/shipment/trk-5/telemetry"
@@ -122,3 +129,25 @@ def test_shared_subscription_splits_the_load(start_collector, publisher, store):
     wait_until(lambda: len(stored_seqs(store, "trk-5")) == 400, what="400 stored by two collectors")
     assert first.stats.stored > 0 and second.stats.stored > 0
     assert first.stats.received + second.stats.received == 400  # each message went to one of them
+
+
+def test_a_reading_the_store_refuses_is_dead_lettered_and_the_rest_stored(settings, store, tmp_path):
+    """The writer on its own with a real store: a reading SQLite cannot hold (a seq beyond 64 bits, as
+    decoders before the range check let through) is split off, the other 199 are stored."""
+    acknowledged: list[Delivery] = []
+    plans = PlanSink(LiveMaster(MasterStore(tmp_path / "master.db")), 1024)
+    writer = Writer(store, Spool(tmp_path / "spool", 1_000_000), acknowledged.extend, settings, IngestStats(), plans)
+    t0 = now_ms() - 600_000
+    bad = Reading(DeviceKind.SHIPMENT, "trk-5", t0 + 137 * 100, {"lat": 50.0}, 2**70)
+    readings = [bad if seq == 137 else Reading(DeviceKind.SHIPMENT, "trk-5", t0 + seq * 100, {"lat": 50.0}, seq)
+                for seq in range(200)]  # fmt: skip
+    writer.start()
+    for mid, reading in enumerate(readings, start=1):
+        writer.submit(Delivery(mid, 1, 0, now_ms(), Batch(readings=[reading])))
+    wait_until(lambda: len(acknowledged) == 200, what="every message acknowledged")
+    writer.stop()
+    assert stored_seqs(store, "trk-5") == [seq for seq in range(200) if seq != 137]
+    (letter,) = store.dead_letters()
+    assert letter.topic == T and letter.reason.startswith("store refused: ")
+    assert '"seq": 1180591620717411303424' in letter.payload
+    assert (writer.stats.stored, writer.stats.dead_lettered, len(writer.spool)) == (199, 1, 0)

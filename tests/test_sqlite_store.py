@@ -33,12 +33,12 @@ def test_retention_rolls_old_raw_into_minute_means_and_expires_rollups(store):
     old = [_truck(i, T0 + i * 10_000, temp_c=float(i)) for i in range(12)]
     recent = [_truck(100, T0 + 40 * DAY, temp_c=7.0)]
     store.write(Batch(readings=old + recent))
-    result = store.apply_retention(now_ms=T0 + 45 * DAY, raw_days=30, rollup_days=400)
+    result = store.apply_retention(now_ms=T0 + 45 * DAY, raw_days=30, rollup_days=400, dead_letter_days=14)
     assert result.deleted_readings == 12
     frame = store.readings("trk-1", fields=["temp_c"])
     assert list(frame["temp_c"]) == [2.5, 8.5, 7.0]  # minute means of the old, raw of the recent
     assert list(store.readings("trk-1", fields=["temp_c"], every_ms=3_600_000)["temp_c"]) == [5.5, 7.0]
-    store.apply_retention(now_ms=T0 + 500 * DAY, raw_days=30, rollup_days=400)
+    store.apply_retention(now_ms=T0 + 500 * DAY, raw_days=30, rollup_days=400, dead_letter_days=14)
     assert store.readings("trk-1").empty
 
 

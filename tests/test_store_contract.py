@@ -165,3 +165,26 @@ def test_dead_letters_newest_n_oldest_first(backend):
     store, seed = backend.store, backend.seed
     seed(Batch(dead_letters=[DeadLetter(T0 + i, "tower/v1/x", "{}", f"reason {i}") for i in range(5)]))
     assert [d.reason for d in store.dead_letters(limit=3)] == ["reason 2", "reason 3", "reason 4"]
+
+
+def test_dead_letters_expire_after_their_retention(backend):
+    store, seed = backend.store, backend.seed
+    seed(Batch(dead_letters=[DeadLetter(T0 + day * 86_400_000, "tower/v1/x", "{}", f"day {day}") for day in range(4)]))
+    result = store.apply_retention(T0 + 16 * 86_400_000, raw_days=30, rollup_days=400, dead_letter_days=14)
+    assert result.deleted_dead_letters == 2 and [d.reason for d in store.dead_letters()] == ["day 2", "day 3"]
+
+
+def test_rows_mixing_extra_fields_and_one_named_like_a_column(backend):
+    """Stores written before extra-field names were checked may hold one named like a column."""
+    store, seed = backend.store, backend.seed
+    seed(Batch(readings=[_truck(1, T0, pallets=12), _truck(2, T0 + 1000, oil_bar=2.5), _truck(3, T0 + 2000)]))
+    seed(Batch(readings=[Reading(DeviceKind.SHIPMENT, "trk-2", T0, {"lat": 1.0, "device_id": 5, "ts": 9}, 1)]))
+    frame = store.readings("trk-1")
+    assert list(frame["seq"]) == [1, 2, 3] and list(frame["device_id"]) == ["trk-1"] * 3
+    assert list(frame["pallets"].fillna(0)) == [12, 0, 0] and list(frame["oil_bar"].fillna(0)) == [0, 2.5, 0]
+    odd = store.readings("trk-2")
+    assert (odd.iloc[0]["device_id"], odd.iloc[0]["extra.device_id"], odd.iloc[0]["extra.ts"]) == ("trk-2", 5, 9)
+    assert odd.iloc[0]["ts"].value // 1_000_000 == T0
+    assert store.readings("trk-2", every_ms=60_000).iloc[0]["extra.device_id"] == 5
+    latest = store.latest().set_index("device_id")
+    assert latest.loc["trk-1", "seq"] == 3 and latest.loc["trk-2", "extra.device_id"] == 5

@@ -31,7 +31,8 @@ max_queued_bytes 0
 persistent_client_expiration 14d
 persistence {persistence}
 persistence_location {data_dir}/
-autosave_interval 30
+# Saved every second (deploy/mosquitto.conf trades throughput for saving on every change).
+autosave_interval 1
 log_dest file {data_dir}/mosquitto.log
 log_type error
 log_type warning

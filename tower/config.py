@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(256 * 1024, description="larger payloads are dead-lettered")
     max_future_skew_s: int = Field(300, description="readings stamped further in the future are rejected")
     dead_letter_payload_bytes: int = Field(1024, description="payload bytes kept in a dead-letter record")
+    dead_letter_cap: int = Field(100, ge=1, description="dead letters kept per topic per window; more are counted")
+    dead_letter_cap_window_s: float = Field(3600.0, gt=0, description="the window of TOWER_DEAD_LETTER_CAP")
     spool_max_bytes: int = Field(512 * 1024 * 1024, description="on-disk spool bound; full = stop acking")
     stats_interval_s: float = Field(10.0, description="seconds between one-line collector stats")
 
@@ -80,6 +82,7 @@ class Settings(BaseSettings):
     # Store retention
     raw_retention_days: float = Field(30.0, gt=0, description="raw readings older than this are rolled up")
     rollup_retention_days: float = Field(400.0, gt=0, description="1-minute rollups older than this go")
+    dead_letter_retention_days: float = Field(14.0, gt=0, description="dead letters older than this go")
     retention_interval_s: float = Field(3600.0, gt=0, description="how often the collector applies retention")
 
     @field_validator(

@@ -21,6 +21,14 @@ DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # An OwnTracks <user> or <device> topic level: no '.', which joins them in the device id.
 OWNTRACKS_LEVEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 EARLIEST_TS_MS = 946_684_800_000  # 2000-01-01: earlier stamps come from devices whose clock was never set
+# What every store can hold, checked before any store sees a reading: SQLite and InfluxDB integers
+# are signed 64-bit; neither takes an empty field name; names are identifiers so no backend's
+# quoting or escaping is ever in play.
+INT64_MAX = 2**63 - 1
+FIELD_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+# Columns every reading frame (and the SQLite table) already has, and InfluxDB's time column:
+# a field with one of these names would shadow or collide with it.
+RESERVED_FIELD_NAMES = frozenset({"device_id", "ts", "kind", "seq", "extra", "time"})
 
 
 class DeviceKind(StrEnum):

@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from tower.config import Settings, redact_url
 
@@ -159,6 +160,27 @@ def start_and_wait(
             raise BrokerUnavailable(f"{address} accepted no MQTT connection within {timeout_s:.0f} s (TLS port?)")
         raise ValueError(f"{address} refused the connection: {outcome[0]} (check the account and its password)")
     client.on_connect = own_callback
+
+
+def network_loop_alive(client: mqtt.Client) -> bool:
+    """Whether the thread loop_start() began still runs.
+
+    paho ends that thread when a callback raises or its loop fails, and the process would go on
+    deaf: connected to nothing, acknowledging nothing. Services check this and exit non-zero so a
+    supervisor restarts them. paho has no public way to ask; it clears Client._thread when its
+    loop ends (tests/test_ingest_hostile.py pins that for the installed paho).
+    """
+    thread = client._thread
+    return thread is not None and thread.is_alive()
+
+
+def subscriptions(settings: Settings, topics: list[str]) -> list[tuple[str, int | SubscribeOptions]]:
+    """QoS 1 subscriptions; on MQTT 5, retained messages come only with a new subscription, so a
+    reconnect to a kept session does not replay every retained message (and every retained reject)."""
+    if settings.mqtt_protocol != "5":
+        return [(topic, 1) for topic in topics]
+    options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+    return [(topic, options) for topic in topics]
 
 
 class QosPublisher:

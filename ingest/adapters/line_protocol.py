@@ -29,13 +29,14 @@ def decode(decoder: Decoder, topic: str, payload: bytes, received_ms: int) -> Ba
     lines = [line for line in payload.splitlines() if line.strip() and not line.lstrip().startswith(b"#")]
     if not lines:
         raise Rejected("no line-protocol lines in payload")
-    batch = Batch()
+    batch, reasons = Batch(), []
     for number, line in enumerate(lines, start=1):
         try:
             batch.readings.append(_reading(decoder, line, topic_device, received_ms))
         except Rejected as reason:
-            where = f"line {number}: " if len(lines) > 1 else ""
-            batch.dead_letters.append(decoder.dead_letter(topic, line, f"{where}{reason}", received_ms))
+            reasons.append(f"line {number}: {reason}")
+    if reasons:
+        batch.dead_letters.append(decoder.rejected_items(topic, payload, reasons, len(lines), "lines", received_ms))
     return batch
 
 

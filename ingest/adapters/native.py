@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from pydantic_core import from_json
+
 from ingest.validation import Rejected, check_device_id, reading_from_json, reading_from_object
-from tower.contract import DeviceKind, DeviceStatus, Reading, StatusChange
+from tower.contract import DeviceKind, DeviceStatus, StatusChange
 from tower.store import Batch
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ def decode(decoder: Decoder, topic: str, payload: bytes, received_ms: int) -> Ba
         return Batch(statuses=[StatusChange(kind, device_id, _status(payload), received_ms)])
     if payload.lstrip()[:1] != b"[":
         reading = reading_from_json(kind, device_id, payload, received_ms, decoder.max_future_skew_ms)
-        return Batch(readings=[_own(reading)])
+        return Batch(readings=[reading])
     return _offline_buffer(decoder, topic, kind, device_id, payload, received_ms)
 
 
@@ -43,32 +44,28 @@ def parse_topic(topic: str) -> tuple[DeviceKind, str, str]:
 def _offline_buffer(
     decoder: Decoder, topic: str, kind: DeviceKind, device_id: str, payload: bytes, received_ms: int
 ) -> Batch:
-    """A JSON array: each item stands or falls alone."""
-    try:
-        items = json.loads(payload)
-    except ValueError as error:
-        raise Rejected(f"invalid JSON: {error}") from None
+    """A JSON array: each item stands or falls alone; the rejected ones make one dead letter."""
+    items = parse_json(payload)
     if not items:
         raise Rejected("empty array; send at least one reading")
-    batch = Batch()
+    batch, reasons = Batch(), []
     for index, item in enumerate(items):
         try:
-            batch.readings.append(
-                _own(reading_from_object(kind, device_id, item, received_ms, decoder.max_future_skew_ms))
-            )
+            batch.readings.append(reading_from_object(kind, device_id, item, received_ms, decoder.max_future_skew_ms))
         except Rejected as reason:
-            item_text = json.dumps(item).encode()
-            batch.dead_letters.append(
-                decoder.dead_letter(topic, item_text, f"item {index} of {len(items)}: {reason}", received_ms)
-            )
+            reasons.append(f"item {index}: {reason}")
+    if reasons:
+        batch.dead_letters.append(decoder.rejected_items(topic, payload, reasons, len(items), "items", received_ms))
     return batch
 
 
-def _own(reading: Reading) -> Reading:
-    """The topic names the device (and the broker holds each device to its own topic); a payload may not."""
-    if "device_id" in reading.fields:
-        raise Rejected(f"payload names a device_id; readings on this topic are {reading.device_id}'s, leave it out")
-    return reading
+def parse_json(payload: bytes) -> object:
+    """JSON to Python with pydantic-core's parser: nesting deeper than 200 levels and numbers beyond
+    what a float or a 4300-digit int holds are errors, where json.loads raises RecursionError."""
+    try:
+        return from_json(payload)
+    except ValueError as error:
+        raise Rejected(f"invalid JSON: {error}") from None
 
 
 def _status(payload: bytes) -> DeviceStatus:

@@ -9,9 +9,9 @@ on (OwnTracks' own `topic` key) is dead-lettered: the broker only vouches for th
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
+from ingest.adapters.native import parse_json
 from ingest.validation import Rejected, reading_from_object
 from tower.contract import DeviceKind, DeviceStatus, StatusChange, owntracks_device_id
 from tower.store import Batch
@@ -32,10 +32,7 @@ def decode(decoder: Decoder, topic: str, levels: list[str], payload: bytes, rece
             "OwnTracks user and device must be letters, digits, '_' or '-' (no '.'), starting alphanumeric, "
             "at most 64 characters together"
         )
-    try:
-        message = json.loads(payload)
-    except ValueError as error:
-        raise Rejected(f"invalid JSON: {error}") from None
+    message = parse_json(payload)
     if not isinstance(message, dict):
         raise Rejected("OwnTracks message must be a JSON object")
     named = message.get("topic", topic)

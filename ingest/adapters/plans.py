@@ -10,11 +10,11 @@ the plan from the broker: it cancels nothing.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from ingest.adapters.native import parse_json
 from ingest.validation import Rejected, describe
 from tower.contract import DEVICE_ID_PATTERN, PLANS_NAMESPACE, TOPIC_ROOT
 from tower.masterdata.model import PlanMessage, Shipment, StatusEvent
@@ -36,14 +36,12 @@ def decode(decoder: Decoder, topic: str, payload: bytes, received_ms: int) -> Ba
         if role == "status":
             event = StatusEvent.model_validate_json(payload)
             return Batch(plans=[PlanMessage(shipment_id, None, event, topic, payload, received_ms)])
-        plan = json.loads(payload)
+        plan = parse_json(payload)
         if not isinstance(plan, dict):
             raise Rejected(f"a plan is a JSON object, not {type(plan).__name__}")
         shipment = Shipment.model_validate({"id": shipment_id, **plan})  # the topic names it; the plan may not
-    except ValidationError as error:  # a ValueError too, so it comes first
+    except ValidationError as error:
         raise Rejected(describe(error)) from None
-    except ValueError as error:
-        raise Rejected(f"invalid JSON: {error}") from None
     if shipment.id != shipment_id:
         raise Rejected(f"plan for shipment '{shipment.id[:64]}' published on the topic of '{shipment_id}'")
     return Batch(plans=[PlanMessage(shipment_id, shipment, None, topic, payload, received_ms)])

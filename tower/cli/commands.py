@@ -6,16 +6,16 @@ import argparse
 import importlib.util
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from tower.broker import LocalBroker, free_port
 from tower.config import load_settings, redact_url
 from tower.contract import contract_markdown
-from tower.process import stop_event
+from tower.process import Children, stop_event
 from tower.store import open_store
 from tower.timeutil import now_ms, parse_duration_ms, parse_moment_ms, rfc3339
 
@@ -73,9 +73,10 @@ def contract(args: argparse.Namespace) -> int:
 
 def broker(args: argparse.Namespace) -> int:
     settings = load_settings()
+    done = stop_event()
     with LocalBroker(settings.data_dir / "broker", port=args.port, persistence=True) as local:
         print(f"{local.name} listening on {local.url} (MQTT {local.protocol}); Ctrl-C stops it", file=sys.stderr)
-        _wait_for_signal()
+        _wait_for_signal(done)
     return 0
 
 
@@ -139,14 +140,17 @@ def demo(args: argparse.Namespace) -> int:
     dashboard_port = 8501 if _port_free(8501) else free_port()
     start = rfc3339(default_start_ms(load_scenario("default").duration, speed, now_ms()))
     MasterStore(settings.master_db).sync_network_file(DEFAULT_SCENARIO)  # the dashboard shows the sites at once
+    done = stop_event()  # before any child starts: SIGTERM must never end this process without them
     # As production runs it, minus TLS on loopback: no anonymous clients, an account per service.
-    with LocalBroker(data_dir / "broker", port=port, persistence=True, accounts=True) as local:
+    # Children stop first (the collector flushes while the broker is still up), then the broker.
+    with LocalBroker(data_dir / "broker", port=port, persistence=True, accounts=True) as local, Children() as children:
         broker_urls = _demo_accounts(local)
         env = {
             **os.environ,
             "TOWER_MQTT_PROTOCOL": local.protocol,
             "TOWER_STORE": settings.store,
             "TOWER_NETWORK": str(DEFAULT_SCENARIO),  # a scenario's network part serves as the network file
+            "TOWER_DASHBOARD_URL": f"http://localhost:{dashboard_port}",  # the links in notifications
         }
         logs = data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -158,15 +162,10 @@ def demo(args: argparse.Namespace) -> int:
                          "--truth", str(logs / "truth.jsonl")],
             "dashboard": [*tower, "dashboard", "--port", str(dashboard_port)],
         }  # fmt: skip
-        children = {
-            name: subprocess.Popen(
-                command,
-                env={**env, "TOWER_BROKER": broker_urls[name]} if name in broker_urls else env,
-                stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
-                stderr=subprocess.STDOUT,
-            )
-            for name, command in commands.items()
-        }
+        for name, command in commands.items():
+            with open(logs / f"{name}.log", "ab") as log_file:  # the child has its own copy
+                child_env = {**env, "TOWER_BROKER": broker_urls[name]} if name in broker_urls else env
+                children.start(name, command, env=child_env, stdout=log_file, stderr=subprocess.STDOUT)
         store = redact_url(settings.store)
         print(
             f"Control Tower demo running: {local.name} on {local.url} (accounts only), store {store}\n"
@@ -182,19 +181,14 @@ def demo(args: argparse.Namespace) -> int:
             "Ctrl-C stops everything.",
             file=sys.stderr,
         )
-        _wait_for_signal(children)
-        for child in children.values():
-            child.send_signal(signal.SIGTERM)
-        for child in children.values():
-            child.wait(30)
+        _wait_for_signal(done, children)
     return 0
 
 
-def _wait_for_signal(children: dict[str, subprocess.Popen] | None = None) -> None:
-    done = stop_event()
+def _wait_for_signal(done: threading.Event, children: Children | None = None) -> None:
     finished: set[str] = set()
     while not done.wait(1.0):
-        for name, child in (children or {}).items():
+        for name, child in (children.processes if children else {}).items():
             code = child.poll()
             if code == 0 and name not in finished:  # the simulator ends with its scenario; the rest runs on
                 finished.add(name)

@@ -25,9 +25,9 @@ def printable(text: str) -> str:
 
 
 def print_frame(frame: pd.DataFrame, fmt: str, empty_message: str) -> None:
-    """json: an array of objects, ts as RFC 3339 UTC, missing values left out."""
+    """json: an array of objects, ts as RFC 3339 UTC, missing (and non-finite) values left out."""
     if fmt == "json":
-        print(json.dumps(records(frame), indent=None, separators=(",", ":")))
+        print(json.dumps(records(frame), indent=None, separators=(",", ":"), allow_nan=False))
     elif fmt == "csv":
         sys.stdout.write(_printable_text(_with_text_times(frame)).to_csv(index=False))
     elif frame.empty:
@@ -61,4 +61,5 @@ def _with_text_times(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _missing(value: object) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+    # Infinity is not JSON; a store may hold it from before extra fields were checked.
+    return value is None or value is pd.NA or (isinstance(value, float) and not math.isfinite(value))

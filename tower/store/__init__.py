@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from tower.store.base import Batch, DeviceInfo, RetentionResult, Store, StoreUnavailable
+from tower.store.base import Batch, DeviceInfo, RetentionResult, Store, StoreRejected, StoreUnavailable
 
 if TYPE_CHECKING:
     from tower.config import Settings
 
-__all__ = ["Batch", "DeviceInfo", "RetentionResult", "Store", "StoreUnavailable", "open_store"]
+__all__ = ["Batch", "DeviceInfo", "RetentionResult", "Store", "StoreRejected", "StoreUnavailable", "open_store"]
 
 _FORMS = "sqlite:///path/to/file.db, influxdb://host:8086?org=ORG&bucket=BUCKET or https://host:8086"
 

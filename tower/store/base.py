@@ -23,6 +23,11 @@ class StoreUnavailable(Exception):
     """The store cannot take writes right now (down, locked, disk full); retrying later may work."""
 
 
+class StoreRejected(Exception):
+    """The store refuses something in this batch (a value it cannot hold): the same batch will fail
+    again, so retrying or spooling it would stall every batch behind it. None of it was stored."""
+
+
 @dataclass
 class Batch:
     """What one durable write carries; it is stored entirely or not at all."""
@@ -56,6 +61,7 @@ class RetentionResult:
     rolled_up_rows: int
     deleted_readings: int
     deleted_rollups: int
+    deleted_dead_letters: int = 0
 
 
 class Store(ABC):
@@ -63,7 +69,7 @@ class Store(ABC):
 
     @abstractmethod
     def write(self, batch: Batch) -> None:
-        """Durably store the batch, or raise StoreUnavailable having stored none of it."""
+        """Durably store the batch, or raise StoreUnavailable or StoreRejected having stored none of it."""
 
     @abstractmethod
     def devices(self) -> list[DeviceInfo]:
@@ -97,8 +103,11 @@ class Store(ABC):
         """The newest dead letters, oldest first."""
 
     @abstractmethod
-    def apply_retention(self, now_ms: int, raw_days: float, rollup_days: float) -> RetentionResult:
-        """Roll raw readings older than raw_days into 1-minute means, drop rollups older than rollup_days."""
+    def apply_retention(
+        self, now_ms: int, raw_days: float, rollup_days: float, dead_letter_days: float
+    ) -> RetentionResult:
+        """Roll raw readings older than raw_days into 1-minute means, drop rollups older than rollup_days
+        and dead letters that arrived more than dead_letter_days ago."""
 
     def close(self) -> None:  # noqa: B027 - optional for backends without resources
         """Release connections; the store is unusable afterwards."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tower.contract import storage_columns
+from tower.contract import RESERVED_FIELD_NAMES, storage_columns
 
 _COLUMNS = storage_columns()
 _CONTRACT_ORDER = {name: index for index, name in enumerate(_COLUMNS)}
@@ -27,6 +27,15 @@ def tidy_readings(frame: pd.DataFrame, leading: list[str], fields: list[str] | N
         if spec is not None and spec.type is bool:
             frame[name] = frame[name].astype("boolean")
     return frame
+
+
+def field_column(name: str) -> str:
+    """The column of a stored field. A field named like a leading column (which stores written before
+    such names were rejected may hold) is shown as extra.<name> rather than shadow or collide with it."""
+    return f"{EXTRA_PREFIX}{name}" if name in RESERVED_FIELD_NAMES else name
+
+
+EXTRA_PREFIX = "extra."
 
 
 def plain_value(value: object) -> object:

@@ -16,6 +16,7 @@ as an integer field, event time in milliseconds.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
@@ -24,22 +25,32 @@ from urllib.parse import urlencode
 import urllib3
 from influxdb_client import InfluxDBClient, Point, WriteOptions
 from influxdb_client.client.write_api import WritePrecision
+from influxdb_client.rest import ApiException
 
 from tower.config import redact_url
 from tower.contract import DeadLetter, DeviceKind, Reading, is_plain_number
-from tower.store.base import Batch, DeviceInfo, RetentionResult, Store, StoreUnavailable
+from tower.store.base import Batch, DeviceInfo, RetentionResult, Store, StoreRejected, StoreUnavailable
 from tower.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     import pandas as pd
 
 _OPEN_END_MS = 4_102_444_800_000  # 2100-01-01: InfluxQL needs an explicit upper bound for time buckets
+# Answers that refuse the body itself (a line the server cannot parse, a field whose type conflicts
+# with the stored one, a request too large): the same batch fails again, split it. Any other error
+# (down, 5xx, auth, unknown bucket) is the server's state: retry, spool, acknowledge nothing.
+_REFUSED_STATUS = (400, 413, 422)
 
 
 def line_protocol(reading: Reading) -> str:
+    """One line; ValueError for a value line protocol cannot carry (Point would silently drop it)."""
     point = Point(reading.kind.value).tag("device_id", reading.device_id).time(reading.ts_ms, WritePrecision.MS)
     for name, value in reading.fields.items():
-        point.field(name, float(value) if is_plain_number(value) else value)
+        if is_plain_number(value):
+            value = float(value)  # OverflowError for ints beyond a float: a ValueError for the caller
+            if not math.isfinite(value):
+                raise ValueError(f"field {name} of {reading.device_id} is {value}, which InfluxDB cannot store")
+        point.field(name, value)
     if reading.seq is not None:
         point.field("seq", reading.seq)
     return point.to_line_protocol()
@@ -75,7 +86,10 @@ class InfluxStore(Store):
 
     def write(self, batch: Batch) -> None:
         if batch.readings:
-            body = "\n".join(line_protocol(r) for r in batch.readings)
+            try:
+                body = "\n".join(line_protocol(r) for r in batch.readings)
+            except (ValueError, OverflowError) as error:
+                raise StoreRejected(f"InfluxDB {self.url}: {error}") from None
             key, answer = body.encode(), Future()
             with self._waiting_lock:
                 self._waiting.setdefault(key, []).append(answer)
@@ -86,6 +100,8 @@ class InfluxStore(Store):
                 with self._waiting_lock:
                     if answer in self._waiting.get(key, []):
                         self._waiting[key].remove(answer)
+                if isinstance(error, ApiException) and error.status in _REFUSED_STATUS:
+                    raise StoreRejected(f"InfluxDB {redact_url(self.url)} refused the batch: {error}") from error
                 raise StoreUnavailable(f"InfluxDB {redact_url(self.url)} did not take the batch: {error}") from error
         self.registry.write_registry(batch)  # after the readings: a replay repeats nothing harmful
 
@@ -102,9 +118,12 @@ class InfluxStore(Store):
         else:
             answer.set_exception(error)
 
-    def apply_retention(self, now_ms: int, raw_days: float, rollup_days: float) -> RetentionResult:
-        """InfluxDB keeps readings for the bucket's retention period, set where the bucket is made."""
-        return RetentionResult(0, 0, 0)
+    def apply_retention(
+        self, now_ms: int, raw_days: float, rollup_days: float, dead_letter_days: float
+    ) -> RetentionResult:
+        """InfluxDB keeps readings for the bucket's retention period, set where the bucket is made;
+        the registry's dead letters expire here."""
+        return RetentionResult(0, 0, 0, self.registry.expire_dead_letters(now_ms, dead_letter_days))
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -119,14 +138,17 @@ class InfluxStore(Store):
             raise ValueError(f"InfluxDB query failed: {result['error']}")
         return result.get("series", [])
 
-    def _series_frame(self, series: list[dict]) -> pd.DataFrame:
+    def _series_frame(self, series: list[dict], strip: str = "") -> pd.DataFrame:
+        """Series of fields (and time) as one frame; `strip`: the prefix an aggregate gave field names."""
         import pandas as pd
 
-        from tower.store.frames import utc
+        from tower.store.frames import field_column, utc
 
         frames = []
         for item in series:
-            frame = pd.DataFrame(item["values"], columns=item["columns"])
+            names = [c.removeprefix(strip) for c in item["columns"]]
+            columns = [c if c in ("time", "seq") else field_column(c) for c in names]  # seq is a field here
+            frame = pd.DataFrame(item["values"], columns=columns)
             for tag, value in item.get("tags", {}).items():
                 frame[tag] = value
             frame["kind"] = item["name"]
@@ -143,7 +165,7 @@ class InfluxStore(Store):
         kinds = [kind] if kind else list(DeviceKind)
         series = []
         for each in kinds:
-            series += self.query(f'SELECT * FROM "{each.value}" GROUP BY "device_id" ORDER BY time DESC LIMIT 1')
+            series += self.query(f'SELECT *::field FROM "{each.value}" GROUP BY "device_id" ORDER BY time DESC LIMIT 1')
         return tidy_readings(self._series_frame(series), ["device_id", "ts", "kind"])
 
     def readings(
@@ -160,18 +182,17 @@ class InfluxStore(Store):
         series: list[dict] = []
         if kind is not None:
             device = device_id.replace("\\", "\\\\").replace("'", "\\'")
+            # ::tag and ::field: a store may hold a field named device_id too (from before such names were refused)
             where = (
-                f"\"device_id\" = '{device}' AND time >= {since_ms or 0}ms "
+                f"\"device_id\"::tag = '{device}' AND time >= {since_ms or 0}ms "
                 f"AND time < {until_ms if until_ms is not None else _OPEN_END_MS}ms"
             )
             if every_ms:
                 statement = f'SELECT mean(*) FROM "{kind.value}" WHERE {where} GROUP BY time({every_ms}ms) fill(none)'
             else:
-                statement = f'SELECT * FROM "{kind.value}" WHERE {where}'
+                statement = f'SELECT *::field FROM "{kind.value}" WHERE {where}'
             series = self.query(statement)
-        frame = self._series_frame(series).drop(columns=["kind"])
-        if every_ms:
-            frame = frame.rename(columns=lambda c: c.removeprefix("mean_"))
+        frame = self._series_frame(series, strip="mean_" if every_ms else "").drop(columns=["kind"])
         frame["device_id"] = device_id
         return tidy_readings(frame, ["ts", "device_id"], fields)
 

@@ -19,20 +19,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tower.contract import (
+    RESERVED_FIELD_NAMES,
     DeadLetter,
     DeviceKind,
     DeviceStatus,
     FieldSpec,
     Reading,
+    is_plain_number,
     storage_columns,
 )
-from tower.store.base import Batch, DeviceInfo, RetentionResult, Store, StoreUnavailable
+from tower.store.base import Batch, DeviceInfo, RetentionResult, Store, StoreRejected, StoreUnavailable
 
 if TYPE_CHECKING:
     import pandas as pd
 
 ROLLUP_MS = 60_000
 _SQL_TYPE = {float: "REAL", int: "INTEGER", bool: "INTEGER", str: "TEXT"}
+# Errors that name the data, not the database: the same batch fails again however long one waits.
+# Everything else (locked, busy, disk full, I/O error) is the database's state and passes.
+_REFUSALS = (OverflowError, sqlite3.IntegrityError, sqlite3.DataError)
+_REFUSAL_MESSAGES = ("malformed JSON",)
+# Extra-field names that would shadow a column of every reading frame: files written before the
+# contract reserved them may hold such keys; readers show them as extra.<name> (frames.field_column).
+_SHADOWING = ", ".join(f"'{name}'" for name in sorted(RESERVED_FIELD_NAMES))
 
 
 class SqliteStore(Store):
@@ -101,7 +110,10 @@ class SqliteStore(Store):
         rows = []
         for r in batch.readings:
             unknown = r.fields.keys() - known
-            extra = json.dumps({name: r.fields[name] for name in unknown}) if unknown else None
+            try:
+                extra = json.dumps({name: r.fields[name] for name in unknown}, allow_nan=False) if unknown else None
+            except ValueError as error:  # Infinity is not JSON: json_patch would call the row malformed later
+                raise StoreRejected(f"sqlite {self.path}: {error}") from None
             rows.append((r.device_id, r.ts_ms, r.kind.value, r.seq, *map(r.fields.get, names), extra))
         with self._transaction() as db:
             db.executemany(self._upsert_sql, rows)
@@ -132,7 +144,8 @@ class SqliteStore(Store):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; StoreUnavailable (all rolled back) if SQLite cannot take it."""
+        """One write transaction, all rolled back if SQLite cannot take it (StoreUnavailable) or
+        refuses a value in it (StoreRejected)."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -142,10 +155,16 @@ class SqliteStore(Store):
                 except BaseException:
                     self._db.rollback()
                     raise
+            except _REFUSALS as error:
+                raise StoreRejected(f"sqlite {self.path}: {error}") from error
             except sqlite3.OperationalError as error:
+                if any(message in str(error) for message in _REFUSAL_MESSAGES):
+                    raise StoreRejected(f"sqlite {self.path}: {error}") from error
                 raise StoreUnavailable(f"sqlite {self.path}: {error}") from error
 
-    def apply_retention(self, now_ms: int, raw_days: float, rollup_days: float) -> RetentionResult:
+    def apply_retention(
+        self, now_ms: int, raw_days: float, rollup_days: float, dead_letter_days: float
+    ) -> RetentionResult:
         cutoff = (now_ms - int(raw_days * 86_400_000)) // ROLLUP_MS * ROLLUP_MS
         with self._transaction() as db:
             rolled = db.execute(
@@ -160,7 +179,14 @@ class SqliteStore(Store):
             expired = db.execute(
                 "DELETE FROM rollups WHERE bucket < ?", (now_ms - int(rollup_days * 86_400_000),)
             ).rowcount
-        return RetentionResult(rolled, deleted, expired)
+        return RetentionResult(rolled, deleted, expired, self.expire_dead_letters(now_ms, dead_letter_days))
+
+    def expire_dead_letters(self, now_ms: int, days: float) -> int:
+        """Drop dead letters that arrived more than `days` ago; how many went."""
+        with self._transaction() as db:
+            return db.execute(
+                "DELETE FROM dead_letters WHERE received_ms < ?", (now_ms - int(days * 86_400_000),)
+            ).rowcount
 
     def _long_projection(self, where: str) -> str:
         """Readings as (device_id, ts, field, v) rows: one per numeric value, extra fields included."""
@@ -168,8 +194,11 @@ class SqliteStore(Store):
             f"SELECT device_id, ts, '{name}' AS field, {name} AS v FROM readings WHERE {where} AND {name} IS NOT NULL"
             for name in self._numeric
         ]
+        # Rows written before extras were checked may hold text that is not a JSON object (Infinity): skipped.
         parts.append(
-            "SELECT device_id, ts, j.key, j.value FROM readings, json_each(readings.extra) AS j "
+            f"SELECT device_id, ts, CASE WHEN j.key IN ({_SHADOWING}) THEN 'extra.' || j.key ELSE j.key END, "
+            "j.value FROM readings, json_each(CASE WHEN json_valid(readings.extra) THEN "
+            "CASE WHEN json_type(readings.extra) = 'object' THEN readings.extra END END) AS j "
             f"WHERE {where} AND readings.extra IS NOT NULL AND j.type IN ('integer', 'real')"
         )
         return " UNION ALL ".join(parts)
@@ -296,20 +325,38 @@ class SqliteStore(Store):
         """Reading rows as a frame: ts as UTC datetimes, extra JSON as columns."""
         import pandas as pd
 
-        from tower.store.frames import utc
+        from tower.store.frames import field_column, utc
 
         with self._lock:
             frame = pd.read_sql_query(sql, self._db, params=params)
         frame["ts"] = utc(frame["ts"])
-        extras = frame.pop("extra")
-        if extras.notna().any():
-            expanded = pd.DataFrame([json.loads(e) if e else {} for e in extras], index=frame.index)
+        extras = [_extra_fields(text) for text in frame.pop("extra")]
+        if any(extras):
+            expanded = pd.DataFrame(extras, index=frame.index)
+            for name in expanded.columns.intersection(frame.columns):
+                if name in self._columns:  # an extra that became a contract field: one column
+                    frame[name] = frame[name].combine_first(expanded.pop(name))
+            expanded = expanded.rename(columns=field_column)
             frame = pd.concat([frame, expanded], axis="columns")
         return frame
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _extra_fields(text: object) -> dict:
+    """The extra fields of one row (NULL comes back as None or NaN); numbers only, non-finite ones
+    (stored before extras were checked) left out, unreadable text ignored rather than failing a read."""
+    if not isinstance(text, str):
+        return {}
+    try:
+        fields = json.loads(text, parse_constant=lambda constant: None)
+    except ValueError:
+        return {}
+    if not isinstance(fields, dict):
+        return {}
+    return {name: value for name, value in fields.items() if is_plain_number(value)}
 
 
 def _device_spans(readings: list[Reading]) -> list[tuple[str, str, int, int]]:
