@@ -33,6 +33,7 @@ _databases = itertools.count()
 class Backend:
     store: Store
     seed: Callable[[Batch], None]
+    elsewhere: Callable[[Batch], None]  # another writer (a second collector, Telegraf): not this store's registry
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +50,8 @@ def influxdb1(tmp_path_factory) -> Iterator[InfluxDB1 | None]:
 
 def _sqlite(tmp_path, influxdb1) -> Backend:
     store = open_store(f"sqlite:///{tmp_path}/contract.db")
-    return Backend(store, store.write)
+    return Backend(store, store.write, lambda batch: _write_and_close(open_store(f"sqlite:///{tmp_path}/contract.db"),
+                                                                      batch))  # fmt: skip
 
 
 def _influxdb1(tmp_path, influxdb1) -> Backend:
@@ -59,12 +61,15 @@ def _influxdb1(tmp_path, influxdb1) -> Backend:
     influxdb1.create_database(database)
     store = InfluxStore(influxdb1.url, "", database, None, SqliteStore(tmp_path / "registry.db"), 5)
 
-    def seed(batch: Batch) -> None:
+    def elsewhere(batch: Batch) -> None:
         if batch.readings:
             influxdb1.write_lines(database, [line_protocol(r) for r in batch.readings])
+
+    def seed(batch: Batch) -> None:
+        elsewhere(batch)
         store.registry.write_registry(batch)
 
-    return Backend(store, seed)
+    return Backend(store, seed, elsewhere)
 
 
 def _influxdb2(tmp_path, influxdb1) -> Backend:
@@ -80,7 +85,13 @@ def _influxdb2(tmp_path, influxdb1) -> Backend:
         settings.influx_bucket,
         settings.influx_org,
     )
-    return Backend(store, store.write)
+    other = open_store(url, load_settings(data_dir=tmp_path / "elsewhere"))
+    return Backend(store, store.write, lambda batch: _write_and_close(other, batch))
+
+
+def _write_and_close(store: Store, batch: Batch) -> None:
+    store.write(batch)
+    store.close()
 
 
 @pytest.fixture(params=[_sqlite, _influxdb1, _influxdb2], ids=["sqlite", "influxdb-1.x", "influxdb-2"])
@@ -188,3 +199,15 @@ def test_rows_mixing_extra_fields_and_one_named_like_a_column(backend):
     assert store.readings("trk-2", every_ms=60_000).iloc[0]["extra.device_id"] == 5
     latest = store.latest().set_index("device_id")
     assert latest.loc["trk-1", "seq"] == 3 and latest.loc["trk-2", "extra.device_id"] == 5
+
+
+def test_a_device_another_writer_stored_is_found_with_its_readings(backend):
+    """A dashboard on another host, or readings Telegraf wrote: the store itself knows the device."""
+    store = backend.store
+    backend.elsewhere(Batch(readings=[Reading(DeviceKind.EQUIPMENT, "tel-9", T0 + i * 1000, {"rpm": 900.0 + i}, i)
+                                      for i in range(3)]))  # fmt: skip
+    devices = {d.device_id: d for d in store.devices()}
+    assert devices["tel-9"].kind == DeviceKind.EQUIPMENT and devices["tel-9"].last_seen_ms == T0 + 2000
+    assert list(store.readings("tel-9")["rpm"]) == [900.0, 901.0, 902.0]
+    assert list(store.readings("tel-9", every_ms=60_000)["rpm"]) == [901.0]
+    assert store.latest(DeviceKind.EQUIPMENT).set_index("device_id").loc["tel-9", "rpm"] == 902.0

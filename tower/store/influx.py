@@ -1,4 +1,7 @@
-"""The InfluxDB backend: readings in InfluxDB, devices and dead letters in a local SQLite registry.
+"""The InfluxDB backend: readings in InfluxDB; dead letters and device statuses in a local SQLite
+registry. Devices and their readings are found in InfluxDB itself (the device_id tag of each
+measurement), so a dashboard on another host, or data that Telegraf or another collector wrote,
+is visible without this process's registry.
 
 Writes go through influxdb-client's batching write API (its background writer retries a failed
 batch with exponential back-off and jitter). Each store batch is handed over as one record and the
@@ -178,20 +181,18 @@ class InfluxStore(Store):
     ) -> pd.DataFrame:
         from tower.store.frames import tidy_readings
 
-        kind = next((d.kind for d in self.registry.devices() if d.device_id == device_id), None)
-        series: list[dict] = []
-        if kind is not None:
-            device = device_id.replace("\\", "\\\\").replace("'", "\\'")
-            # ::tag and ::field: a store may hold a field named device_id too (from before such names were refused)
-            where = (
-                f"\"device_id\"::tag = '{device}' AND time >= {since_ms or 0}ms "
-                f"AND time < {until_ms if until_ms is not None else _OPEN_END_MS}ms"
-            )
-            if every_ms:
-                statement = f'SELECT mean(*) FROM "{kind.value}" WHERE {where} GROUP BY time({every_ms}ms) fill(none)'
-            else:
-                statement = f'SELECT *::field FROM "{kind.value}" WHERE {where}'
-            series = self.query(statement)
+        device = device_id.replace("\\", "\\\\").replace("'", "\\'")
+        # ::tag and ::field: a store may hold a field named device_id too (from before such names were refused)
+        where = (
+            f"\"device_id\"::tag = '{device}' AND time >= {since_ms or 0}ms "
+            f"AND time < {until_ms if until_ms is not None else _OPEN_END_MS}ms"
+        )
+        kinds = ", ".join(f'"{kind.value}"' for kind in DeviceKind)  # whichever holds the device: no registry
+        if every_ms:
+            statement = f"SELECT mean(*) FROM {kinds} WHERE {where} GROUP BY time({every_ms}ms) fill(none)"
+        else:
+            statement = f"SELECT *::field FROM {kinds} WHERE {where}"
+        series = self.query(statement)
         frame = self._series_frame(series, strip="mean_" if every_ms else "").drop(columns=["kind"])
         frame["device_id"] = device_id
         return tidy_readings(frame, ["ts", "device_id"], fields)
@@ -203,7 +204,18 @@ class InfluxStore(Store):
         return sum(max(value or 0 for value in item["values"][0][1:]) for item in series)
 
     def devices(self) -> list[DeviceInfo]:
-        return self.registry.devices()
+        """Every device InfluxDB holds readings of, with its newest event time there, and the statuses
+        (MQTT last wills) this collector's registry saw."""
+        known = {device.device_id: device for device in self.registry.devices()}
+        newest = self.latest()
+        for device_id, kind, ts in newest[["device_id", "kind", "ts"]].itertuples(index=False):
+            seen = known.get(device_id)
+            last = int(ts.value // 1_000_000)
+            if seen is None:
+                known[device_id] = DeviceInfo(device_id, DeviceKind(kind), last)
+            elif seen.last_seen_ms is None or seen.last_seen_ms < last:
+                known[device_id] = DeviceInfo(device_id, seen.kind, last, seen.status, seen.status_ms)
+        return sorted(known.values(), key=lambda device: device.device_id)
 
     def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
         return self.registry.dead_letters(limit)
