@@ -32,7 +32,6 @@ from tower.timeutil import now_ms
 
 REFRESH_S = 5
 MINUTE, HOUR, DAY_MS = 60_000, 3_600_000, 86_400_000
-OFFLINE_AFTER_MS = 10 * MINUTE  # a device expected to report and silent this long is offline (tower.domain)
 MAX_TRAILS = 25  # the map draws travelled trails for at most this many shipments at once
 TRACK_EVERY_MS = MINUTE  # shipment detail: positions and temperatures as 1-minute means
 SERIES_POINTS = 720  # charts: at most this many points per series over the chosen period
@@ -196,7 +195,7 @@ def overview(src: Source, period_ms: int) -> list[kpis.Kpi]:
               store.reading_count(now - 2 * kpis.RATE_WINDOW_MS, now - kpis.RATE_WINDOW_MS))  # fmt: skip
     alerts = alerts_frame(src, now - 2 * period_ms)
     return kpis.overview(shipment_table(src), alerts, devices(src), master(src).roles, counts, now, period_ms,
-                         now_ms(), OFFLINE_AFTER_MS)  # fmt: skip
+                         now_ms())  # fmt: skip
 
 
 @_live

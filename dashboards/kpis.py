@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from alerts.shipment_view import RuleRoles
+from tower.domain import OFFLINE_AFTER_MS, is_offline
 
 MINUTE = 60_000
 RATE_WINDOW_MS = 5 * MINUTE  # ingest rate: readings per second over the last five minutes
@@ -82,14 +83,13 @@ def mean_minutes(alerts: pd.DataFrame, until_column: str, since_ms: int, until_m
 
 
 def overview(shipments: pd.DataFrame, alerts: pd.DataFrame, devices: pd.DataFrame, roles: RuleRoles,
-             counts: tuple[int, int], now_ms: int, period_ms: int, wall_ms: int,
-             stale_ms: int) -> list[Kpi]:  # fmt: skip
+             counts: tuple[int, int], now_ms: int, period_ms: int, wall_ms: int) -> list[Kpi]:  # fmt: skip
     """The Overview's figures. `counts`: readings in the last and the previous RATE_WINDOW_MS;
     `devices`: device_id, kind, last_ms, expected (should be reporting now)."""
     before = now_ms - period_ms
     delay = alerts[alerts["rule"].isin(roles.delay)]
     expected = devices[devices["expected"]]
-    online = int((expected["last_ms"] >= now_ms - stale_ms).sum())
+    online = sum(not is_offline(last, now_ms) for last in expected["last_ms"].astype("Int64").tolist())
     newest = devices["last_ms"].max() if not devices.empty else None
     kpis = [
         Kpi("In transit", in_transit_at(shipments, now_ms), in_transit_at(shipments, before), good="off",
@@ -116,7 +116,8 @@ def overview(shipments: pd.DataFrame, alerts: pd.DataFrame, devices: pd.DataFram
         Kpi("Mean time to resolve", mean_minutes(alerts, "resolved_wall_ms", before, now_ms),
             mean_minutes(alerts, "resolved_wall_ms", before - period_ms, before), "min", good="down",
             help="raised to resolved, wall clock, alerts fired in the period"),
-        Kpi("Devices online", online, None, help=f"reported within {stale_ms // MINUTE} min, of those expected to"),
+        Kpi("Devices online", online, None,
+            help=f"reported within {OFFLINE_AFTER_MS // MINUTE} min, of those expected to"),
         Kpi("Devices offline", len(expected) - online, None, good="down",
             help="expected to report (on the road, in a warehouse, installed) but silent"),
         Kpi("Ingest rate", round(counts[0] / (RATE_WINDOW_MS / 1000), 1),

@@ -124,6 +124,9 @@ def progress(
     return Progress.ON_TIME
 
 
-def is_offline(last_seen_ms: int | None, now_ms: int, offline_after_ms: int, said_offline: bool = False) -> bool:
-    """A device that said goodbye (its MQTT last will), or has been silent longer than offline_after."""
-    return said_offline or last_seen_ms is None or now_ms - last_seen_ms > offline_after_ms
+OFFLINE_AFTER_MS = 10 * 60_000
+
+
+def is_offline(last_seen_ms: int | None, now_ms: int, said_offline: bool = False) -> bool:
+    """A device that said goodbye (its MQTT last will), or has been silent longer than OFFLINE_AFTER_MS."""
+    return said_offline or last_seen_ms is None or now_ms - last_seen_ms > OFFLINE_AFTER_MS

@@ -8,8 +8,10 @@ import pandas as pd
 
 from tower.cli.output import print_frame
 from tower.config import load_settings
+from tower.contract import DeviceStatus
+from tower.domain import is_offline
 from tower.store import open_store
-from tower.timeutil import parse_duration_ms, parse_moment_ms
+from tower.timeutil import now_ms, parse_duration_ms, parse_moment_ms
 
 
 def readings(args: argparse.Namespace) -> int:
@@ -51,6 +53,7 @@ def devices(args: argparse.Namespace) -> int:
             "kind": [d.kind.value for d in known],
             "last_seen": pd.to_datetime([d.last_seen_ms for d in known], unit="ms", utc=True),
             "status": [d.status.value if d.status else None for d in known],
+            "offline": [is_offline(d.last_seen_ms, now_ms(), d.status == DeviceStatus.OFFLINE) for d in known],
         }
     )
     print_frame(frame, args.format, "no devices yet")
