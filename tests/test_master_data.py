@@ -5,6 +5,7 @@ alerts and stops alerting as shipments come and go without a restart."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -105,6 +106,19 @@ def test_the_store_versions_changes_keeps_progress_and_checks_the_network(tmp_pa
                              shipment.model_copy(update={"id": "S-4", "cargo": "bananas"})], "test")  # fmt: skip
     assert store.shipment("S-3") is None  # all or none
     assert [s.id for s in store.snapshot().shipments.values()] == ["S-1"]
+
+
+def test_a_network_edit_that_would_strand_trucks_on_the_road_is_refused(tmp_path, network_file):
+    store = MasterStore(tmp_path / "master.db")
+    store.sync_network_file(network_file)
+    store.put_shipment(Shipment.model_validate(plan("S-1", "T-1", now_ms() - 60 * MIN)), "test")
+    revision = store.revision()
+    network_file.write_text(NETWORK.replace("  - {id: L7,", "  - {id: L8,"))
+    with pytest.raises(MasterDataError, match=r"1 active shipment\(s\) would lose .*S-1: unknown lane 'L7'"):
+        store.sync_network_file(network_file)
+    assert store.revision() == revision and store.snapshot().network.lanes[0].id == "L7"
+    store.apply_status("S-1", StatusEvent(status="delivered", ts=now_ms()), "test")
+    assert store.sync_network_file(network_file)  # once it is delivered, the lane may go
 
 
 def test_csv_import_is_all_or_nothing_and_names_every_bad_line(tmp_path, network_file):
@@ -228,6 +242,9 @@ def test_shipments_created_while_the_tower_runs_are_tracked_alerted_and_stop_whe
         with api.client("tms-secret-1") as http:  # the API tells where it stands, by the same read model
             standing = http.get("/shipments/S-API").json()["standing"]
         assert standing["status"] == shown.loc["S-API", "status"] and standing["open_alerts"] >= 1, standing
+        cli = json.loads(tower({**cli_env, "TOWER_STORE": settings.store}, "shipments", "show", "S-API",
+                               "--format", "json").stdout)["standing"]  # fmt: skip
+        assert (cli["status"], cli["open_alerts"]) == (standing["status"], standing["open_alerts"])
 
         # cancelled: its alert ends, and nothing new is raised for it
         assert tower(cli_env, "shipments", "cancel", "S-CSV", "--reason", "customer closed", "--by", "kari"

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 
 import pandas as pd
 
+from alerts.book import AlertBook
+from alerts.rules import load_rules
+from alerts.shipment_view import RuleRoles, ShipmentView, shipment_views
 from tower.cli.output import print_frame
 from tower.config import load_settings
 from tower.masterdata.files import load_network_file, read_shipments_csv
 from tower.masterdata.model import Shipment, StatusEvent
 from tower.masterdata.store import MasterStore
-from tower.timeutil import now_ms
+from tower.store import open_store
+from tower.timeutil import now_ms, rfc3339
 
-_SHIPMENT_COLUMNS = ["id", "tracker", "route", "cargo", "departure", "promised", "status", "order", "customer"]
+_SHIPMENT_COLUMNS = ["id", "tracker", "route", "cargo", "departure", "promised", "status", "progress", "eta", "order",
+                     "customer"]  # fmt: skip
 
 
 def _store() -> MasterStore:
@@ -61,7 +67,8 @@ def import_shipments(args: argparse.Namespace) -> int:
 
 def list_shipments(args: argparse.Namespace) -> int:
     shipments = _store().shipments(args.status, args.limit)
-    print_frame(_frame(shipments), args.format, "no shipments (tower shipments import FILE.csv, MQTT plans, the API)")
+    print_frame(_frame(shipments, _standing()), args.format,
+                "no shipments (tower shipments import FILE.csv, MQTT plans, the API)")  # fmt: skip
     return 0
 
 
@@ -72,14 +79,24 @@ def show_shipment(args: argparse.Namespace) -> int:
         raise ValueError(f"no shipment '{args.shipment_id}' (see 'tower shipments list')")
     master = store.snapshot()
     problem = master.network.problem_with(shipment)
+    view = _standing().get(args.shipment_id)
+    standing = {key: rfc3339(value) if key.endswith("_ms") and value is not None else value
+                for key, value in asdict(view).items()} if view else None  # fmt: skip
     if args.format == "json":
-        print(json.dumps({**shipment.model_dump(mode="json"), "problem": problem, "revision": master.revision}))
+        print(json.dumps({**shipment.model_dump(mode="json"), "problem": problem, "revision": master.revision,
+                          "standing": standing}))  # fmt: skip
         return 0
     for key, value in shipment.model_dump(mode="json").items():
         if value not in (None, "", {}, []):
             print(f"{key:>12}: {value}")
     if problem:
         print(f"{'problem':>12}: {problem}; the tower cannot track it until the network has it")
+    if standing:
+        print("where it stands:")
+        for key in ("status", "progress_pct", "remaining_km", "eta_ms", "eta_early_ms", "eta_late_ms", "late_by_min",
+                    "arrival_ms", "last_ms", "temp_c", "excursion_min", "open_alerts", "worst"):  # fmt: skip
+            if standing[key] is not None:
+                print(f"{key.removesuffix('_ms'):>12}: {standing[key]}")
     return 0
 
 
@@ -92,14 +109,33 @@ def cancel_shipment(args: argparse.Namespace) -> int:
     return 0
 
 
-def _frame(shipments: list[Shipment]) -> pd.DataFrame:
-    rows = [
-        {
+def _standing() -> dict[str, ShipmentView]:
+    """Where each shipment stands, by the read model the dashboard and the API use, as of the newest
+    event time in the store (the wall clock without one)."""
+    settings = load_settings()
+    try:
+        store = open_store(settings.store, settings, must_exist=True)
+        as_of = max((d.last_seen_ms for d in store.devices() if d.last_seen_ms is not None), default=now_ms())
+        store.close()
+    except ValueError:  # no store yet: nothing has reported
+        as_of = now_ms()
+    book = AlertBook(settings.alerts_db)
+    views = shipment_views(_store().snapshot().plans, book.tracking(), book.alerts("open", limit=1_000_000),
+                           RuleRoles.of(load_rules(settings.alert_rules)), as_of)  # fmt: skip
+    book.close()
+    return {view.shipment: view for view in views}
+
+
+def _frame(shipments: list[Shipment], standing: dict[str, ShipmentView]) -> pd.DataFrame:
+    rows = []
+    for s in shipments:
+        view = standing.get(s.id)
+        rows.append({
             "id": s.id, "tracker": s.tracker, "route": s.lane or f"{s.origin}>{s.destination}", "cargo": s.cargo,
             "departure": pd.Timestamp(s.departure, unit="ms", tz="UTC"),
-            "promised": pd.Timestamp(s.promised, unit="ms", tz="UTC"), "status": s.status.value, "order": s.order,
-            "customer": s.customer,
-        }
-        for s in shipments
-    ]  # fmt: skip
+            "promised": pd.Timestamp(s.promised, unit="ms", tz="UTC"), "status": s.status.value,
+            "progress": view.status if view else "not tracked (see show)",
+            "eta": pd.Timestamp(view.eta_ms, unit="ms", tz="UTC") if view and view.eta_ms else pd.NaT,
+            "order": s.order, "customer": s.customer,
+        })  # fmt: skip
     return pd.DataFrame(rows, columns=_SHIPMENT_COLUMNS)

@@ -10,7 +10,7 @@ import logging
 import time
 from pathlib import Path
 
-from tower.masterdata.store import MasterStore
+from tower.masterdata.store import MasterDataError, MasterStore
 from tower.masterdata.view import MasterData
 from tower.yamlfile import FileError
 
@@ -50,5 +50,5 @@ class LiveMaster:
         try:
             if self.store.sync_network_file(self.network_file):
                 log.info("network reloaded from %s (revision %d)", self.network_file, self.store.revision())
-        except FileError as problem:
+        except (FileError, MasterDataError) as problem:
             log.error("%s; keeping the network as it was", problem)

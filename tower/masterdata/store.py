@@ -40,6 +40,11 @@ _ORDER = {ShipmentStatus.PLANNED: 0, ShipmentStatus.DEPARTED: 1, ShipmentStatus.
           ShipmentStatus.CANCELLED: 3}  # fmt: skip
 
 
+# A shipment nobody reported delivered or cancelled counts as on its way until a day past its promise
+# (a tracker's arrival is the engine's to see, not the master data's).
+STILL_ACTIVE_MS = 24 * 3_600_000
+
+
 class MasterDataError(ValueError):
     """A change the master data cannot take; str() says why (a dead-letter reason, an API 422, a CLI line)."""
 
@@ -98,13 +103,26 @@ class MasterStore:
     # -- writing ----------------------------------------------------------------------------------
 
     def set_network(self, network: Network, source: str) -> bool:
-        """Replace the network; False if it is the one already held."""
+        """Replace the network; False if it is the one already held. MasterDataError if the new network
+        lacks a lane, site or cargo type a shipment still on its way needs (planned or departed, and
+        promised less than STILL_ACTIVE_MS ago): an edit must not silently end the tracking of trucks on
+        the road; finish or cancel them first."""
         doc = network.model_dump_json()
         digest = hashlib.sha256(doc.encode()).hexdigest()
         with self._tx():
             row = self.db.execute("SELECT digest FROM network").fetchone()
             if row and row[0] == digest:
                 return False
+            orphaned = [
+                (shipment.id, problem) for shipment in self._active() if (problem := network.problem_with(shipment))
+            ]
+            if orphaned:
+                named = ", ".join(shipment_id for shipment_id, _ in orphaned[:5])
+                more = f" and {len(orphaned) - 5} more" if len(orphaned) > 5 else ""
+                raise MasterDataError(
+                    f"{source}: {len(orphaned)} active shipment(s) would lose their route or cargo type "
+                    f"({named}{more}: {orphaned[0][1]}); finish or cancel them first"
+                )
             revision = self._change("network", "network", source)
             self.db.execute("INSERT OR REPLACE INTO network VALUES (1, ?, ?, ?, ?)", (doc, digest, source, revision))
         return True
@@ -171,6 +189,12 @@ class MasterStore:
              revision, source),
         )  # fmt: skip
         return 1
+
+    def _active(self) -> list[Shipment]:
+        rows = self.db.execute("SELECT doc FROM shipments WHERE status IN (?, ?) AND promised_ms > ?",
+                               (ShipmentStatus.PLANNED.value, ShipmentStatus.DEPARTED.value,
+                                now_ms() - STILL_ACTIVE_MS))  # fmt: skip
+        return [Shipment.model_validate_json(row[0]) for row in rows]
 
     def _shipment(self, shipment_id: str) -> Shipment | None:
         row = self.db.execute("SELECT doc FROM shipments WHERE id=?", (shipment_id,)).fetchone()
