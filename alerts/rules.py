@@ -7,6 +7,7 @@ alerts/RULES.md; the default set is alerts/rules/default.yaml.
 
 from __future__ import annotations
 
+import logging
 import string
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -14,13 +15,15 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tower.contract import DeviceKind, FieldValue
+from tower.contract import DeviceKind, FieldValue, storage_columns
 from tower.domain import Severity, SeverityName
 from tower.masterdata.model import Range, SiteType
 from tower.scenario import FaultType
 from tower.yamlfile import Duration, FileError, Located, load_model
 
 DEFAULT_RULES = Path(__file__).resolve().parent / "rules" / "default.yaml"
+CMAPSS_RULES = DEFAULT_RULES.with_name("cmapss.yaml")  # the drift rules `tower evaluate-cmapss` scores
+log = logging.getLogger("tower.alerts")
 
 
 class RulesError(FileError):
@@ -319,9 +322,20 @@ class RuleSet(_Model):
 
 
 def load_rules(path: str | Path) -> RuleSet:
-    """'default' or a path; RulesError('file:line: problem') for anything wrong with the file."""
+    """'default' or a path; RulesError('file:line: problem') for anything wrong with the file. What is
+    valid but probably not meant (no rules; a field no device kind reports, like a misspelt
+    `temprature`: extra fields are allowed, so it is not an error) is logged as a warning."""
     path = DEFAULT_RULES if str(path) == "default" else Path(path)
-    return load_model(path, RuleSet, "rule file", RulesError)
+    rules = load_model(path, RuleSet, "rule file", RulesError)
+    if not rules.rules:
+        log.warning("%s has no rules: nothing will alert", path)
+    known = {*storage_columns(), *(name for rule in rules.rules for name in rule.scope.when)}
+    for rule in rules.rules:
+        field = getattr(rule, "field", None)
+        if field is not None and field not in known:
+            log.warning("%s: rule %s watches field '%s', which no device kind's contract has; it fires only if "
+                        "devices send it as an extra field (check the spelling)", path, rule.id, field)  # fmt: skip
+    return rules
 
 
 _LIMITS: dict[type, tuple[str, ...]] = {

@@ -59,6 +59,7 @@ class Tracker:
 
     def reading(self, t_ms: int, door_fault: bool) -> dict:
         (lat, lon), heading, speed, cargo_c = self.trip.state(t_ms)
+        speed = speed if t_ms >= self.trip.departure_ms else 0.0  # parked at the dock until it leaves
         lat += math.degrees(self.rng.gauss(0, GPS_NOISE_M) / 6_371_000)
         lon += math.degrees(self.rng.gauss(0, GPS_NOISE_M) / (6_371_000 * math.cos(math.radians(lat))))
         loading = t_ms < self.trip.departure_ms - 5 * 60_000

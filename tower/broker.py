@@ -74,6 +74,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Nothing listens there (a port in TIME_WAIT after a server's restart counts as free, as servers
+    bind with SO_REUSEADDR)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def check_port_free(port: int, host: str = "127.0.0.1") -> None:
+    """ValueError, said so a person can act on it, when something already listens there."""
+    if not port_free(port, host):
+        raise ValueError(f"port {port} on {host} is already in use; stop what runs there or choose another with --port")
+
+
 class LocalBroker:
     """Start with `with LocalBroker(dir) as broker:`; broker.url and broker.protocol tell clients how.
 
@@ -112,6 +130,7 @@ class LocalBroker:
         return self.url_for(ADMIN_ACCOUNT, (self.data_dir / "admin-password").read_text().strip())
 
     def start(self) -> LocalBroker:
+        check_port_free(self.port)  # else the "listening" check below would find the other server
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "mosquitto.conf"
         if self.config is not None:

@@ -140,6 +140,8 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = os.environ.get("TOWER_CONFIG")
         if config_file:
+            if not Path(config_file).is_file():  # pydantic-settings would ignore it, and every setting with it
+                raise ValueError(f"TOWER_CONFIG names {config_file}, which is not a file; fix the path or unset it")
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
 

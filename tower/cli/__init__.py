@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _api_commands(sub)
 
-    dashboard = sub.add_parser("dashboard", help="run the Streamlit control tower (the alert queue for now)")
+    dashboard = sub.add_parser("dashboard", help="run the Streamlit control tower (maps, KPIs, shipments, alerts)")
     dashboard.add_argument("--port", type=int, default=8501, help="HTTP port (default: 8501)")
     _store_option(dashboard)
     dashboard.set_defaults(run="commands:dashboard")
@@ -286,9 +286,7 @@ def _alert_commands(sub: argparse._SubParsersAction) -> None:
     cmapss.add_argument(
         "--data", required=True, help="C-MAPSS training file, e.g. ../shared/data/cmapss/train_FD001.txt"
     )
-    cmapss.add_argument(
-        "--rules", default="alerts/rules/cmapss.yaml", help="rule file (default: alerts/rules/cmapss.yaml)"
-    )
+    cmapss.add_argument("--rules", help="rule file (default: the drift rules shipped in alerts/rules/cmapss.yaml)")
     cmapss.add_argument("--format", choices=("table", "json"), default="table", help="default: table")
     cmapss.set_defaults(run="alerting:evaluate_cmapss")
 

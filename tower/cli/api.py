@@ -6,12 +6,14 @@ import argparse
 import sys
 
 from tower.api.tokens import add_token, read_tokens, remove_token, tokens_path
+from tower.broker import check_port_free
 from tower.config import load_settings
 from tower.timeutil import now_ms, rfc3339
 
 
 def serve(args: argparse.Namespace) -> int:
     settings = load_settings(api_host=args.host, api_port=args.port)
+    check_port_free(settings.api_port, settings.api_host)
     try:
         from tower.api.app import serve as run
     except ImportError as missing:  # the `api` extra is not installed

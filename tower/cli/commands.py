@@ -6,13 +6,12 @@ import argparse
 import importlib.util
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
-from tower.broker import LocalBroker, free_port
+from tower.broker import LocalBroker, free_port, port_free
 from tower.config import load_settings, redact_url
 from tower.contract import contract_markdown
 from tower.process import Children, stop_event
@@ -134,10 +133,10 @@ def demo(args: argparse.Namespace) -> int:
     from tower.scenario import DEFAULT_SCENARIO, load_scenario
 
     settings = load_settings(store=args.store)
-    port = args.port or (1883 if _port_free(1883) else None)
+    port = args.port or (1883 if port_free(1883) else None)
     data_dir = settings.data_dir
     speed = 60
-    dashboard_port = 8501 if _port_free(8501) else free_port()
+    dashboard_port = 8501 if port_free(8501) else free_port()
     start = rfc3339(default_start_ms(load_scenario("default").duration, speed, now_ms()))
     MasterStore(settings.master_db).sync_network_file(DEFAULT_SCENARIO)  # the dashboard shows the sites at once
     done = stop_event()  # before any child starts: SIGTERM must never end this process without them
@@ -196,12 +195,3 @@ def _wait_for_signal(done: threading.Event, children: Children | None = None) ->
             elif code not in (None, 0):
                 log.error("%s exited with code %s (see its log); stopping the demo", name, code)
                 return
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True

@@ -47,13 +47,25 @@ def show_network(args: argparse.Namespace) -> int:
         [(s.id, s.name, s.type, s.lat, s.lon, "yes" if s.cold_storage else "") for s in network.sites],
         columns=["site", "name", "type", "lat", "lon", "cold_storage"],
     )
+    if args.format != "table":
+        print_frame(sites, args.format, "no sites yet: tower network load FILE")
+        return 0
     print(f"revision {master.revision}; {len(master.shipments)} shipments (tower shipments list)")
-    print_frame(sites, args.format, "no sites yet: tower network load FILE")
-    if args.format == "table" and network.lanes:
-        print()
-        lanes = pd.DataFrame([(lane.id, lane.origin, lane.destination, lane.road) for lane in network.lanes],
-                             columns=["lane", "origin", "destination", "road"])  # fmt: skip
-        print_frame(lanes, "table", "")
+    tables = {
+        "sites": sites,
+        "lanes": pd.DataFrame([(lane.id, lane.origin, lane.destination, lane.road) for lane in network.lanes],
+                              columns=["lane", "origin", "destination", "road"]),
+        "cargo types": pd.DataFrame([(name, c.min_c, c.max_c, c.setpoint_c, c.description)
+                                     for name, c in network.cargo_types.items()],
+                                    columns=["cargo type", "min_c", "max_c", "setpoint_c", "description"]),
+        "warehouse sensors": pd.DataFrame([(s.id, s.site, s.zone, s.min_c, s.max_c) for s in network.warehouse_sensors],
+                                          columns=["sensor", "site", "zone", "min_c", "max_c"]),
+        "equipment": pd.DataFrame([(machine, group.site, group.type) for machine, group in network.machines()],
+                                  columns=["machine", "site", "type"]),
+    }  # fmt: skip
+    for title, frame in tables.items():
+        print(f"\n{title}:")
+        print_frame(frame, "table", "  none: tower network load FILE")
     return 0
 
 

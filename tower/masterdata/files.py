@@ -28,9 +28,10 @@ def load_network_file(path: Path | str) -> Network:
     """The network a file describes; a scenario file (network + shipments + faults) gives its network."""
     path = Path(path)
     try:
-        keys = set(yaml.safe_load(path.read_text()) or {})
-    except (OSError, yaml.YAMLError, TypeError, ValueError):
-        keys = set()  # load_model reports what is wrong with it, with the line
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError, ValueError):
+        document = None  # load_model reports what is wrong with it, with the line
+    keys = set(document) if isinstance(document, dict) else set()
     if keys - set(Network.model_fields):
         from tower.scenario import Scenario, ScenarioError
 
@@ -52,8 +53,9 @@ def read_shipments_csv(path: Path | str, network: Network) -> list[Shipment]:
         raise FileError(f"{path}:1: no shipments; the header is {','.join(CSV_COLUMNS[:9])},... and one row each")
     unknown = [c for c in header if c not in CSV_COLUMNS and not str(c).startswith(REFERENCE_PREFIX)]
     if unknown:
-        raise FileError(f"{path}:1: unknown column(s) {', '.join(map(str, unknown))}; use {', '.join(CSV_COLUMNS)} "
-                        f"or {REFERENCE_PREFIX}<name>")  # fmt: skip
+        separator = " (the separator is a comma)" if any(";" in str(column) for column in unknown) else ""
+        raise FileError(f"{path}:1: unknown column(s) {', '.join(map(str, unknown))}{separator}; use "
+                        f"{', '.join(CSV_COLUMNS)} or {REFERENCE_PREFIX}<name>")  # fmt: skip
     shipments, problems, seen = [], [], {}
     for line, row in enumerate(rows, start=2):
         try:
