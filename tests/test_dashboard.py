@@ -17,6 +17,7 @@ from alerts.book import AlertBook
 from alerts.rules import load_rules
 from alerts.shipment_view import RuleRoles
 from dashboards import data, kpis
+from dashboards.users import add_user
 from simulators.backfill import backfill
 from simulators.engine import Simulation
 from simulators.tms import PLAN_LEAD_MS
@@ -31,6 +32,7 @@ from tower.timeutil import parse_moment_ms
 START = "2026-01-05T00:00:00Z"
 SEEDED_MS = int(9.25 * 3_600_000)
 PAGES = ["overview", "map", "shipment", "warehouses", "equipment", "alerts"]
+PASSWORD = "a long test password"  # of each test user, who is named after their role
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +48,8 @@ def seeded(tmp_path_factory, simulation) -> Path:
                       MasterStore(folder / "master.db"))  # fmt: skip
     store.close()
     assert stored > 30_000
+    for role in ("viewer", "operator", "admin"):
+        add_user(folder / "dashboard-users.yaml", role, role, PASSWORD, START)
     return folder
 
 
@@ -156,9 +160,16 @@ def test_equipment_health_warehouse_conditions_and_dock_doors(var):
 # -- pages under AppTest -------------------------------------------------------------------------
 
 
-def _page(name: str, **query: str) -> AppTest:
+def sign_in(app: AppTest, name: str, password: str = PASSWORD) -> AppTest:
+    app.text_input(key="sign_in_name").input(name)
+    app.text_input(key="sign_in_password").input(password)
+    return app.button(key="sign_in_submit").click().run()
+
+
+def _page(name: str, role: str = "operator", **query: str) -> AppTest:
     app = AppTest.from_file(str(REPO / "dashboards" / "app.py"), default_timeout=60)
     app.run()
+    sign_in(app, role)
     for key, value in query.items():
         app.query_params[key] = value
     return app.switch_page(f"views/{name}.py").run()
