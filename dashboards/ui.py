@@ -65,10 +65,9 @@ def when(ms: float | None, with_seconds: bool = False) -> str:
 
 def with_times(frame: pd.DataFrame) -> pd.DataFrame:
     """*_ms columns (epoch ms) shown as full date-times in the chosen zone, under the name without _ms."""
-    shown = frame.copy()
-    for column in [c for c in frame.columns if c.endswith("_ms")]:
-        shown[column.removesuffix("_ms")] = [when(ms) for ms in shown.pop(column)]
-    return shown
+    times = {c: c.removesuffix("_ms") for c in frame.columns if c.endswith("_ms")}
+    shown = frame.assign(**{c: [when(ms) for ms in frame[c]] for c in times})
+    return shown.rename(columns=times)
 
 
 def tile(column: object, label: str, value: str, key: str, help: str | None = None) -> None:

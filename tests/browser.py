@@ -1,5 +1,6 @@
-"""A real browser for the dashboard tests: Debian's headless Chromium through Selenium, and `tower
-dashboard` as a child process on a free port (stopped with its Streamlit child afterwards)."""
+"""A real browser for the dashboard tests: Debian's headless Chromium through Selenium, `tower
+dashboard` as a child process on a free port (stopped with its Streamlit child afterwards), and
+opening a page signed in (every page asks for it; each navigation by URL is a new session)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,40 @@ def dashboard(log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(30)
+
+
+def found(browser: object, css: str) -> list:
+    from selenium.webdriver.common.by import By
+
+    return browser.find_elements(By.CSS_SELECTOR, css)
+
+
+def open_signed_in(browser: object, url: str, name: str, password: str, timeout_s: float = 60) -> None:
+    """Open a page by URL and sign in on the form it shows first; returns once the page has its title."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, timeout_s)
+    browser.get(url)
+    form = ('input[aria-label="User name"]', 'input[type="password"]', '[data-testid="stBaseButton-primaryFormSubmit"]')
+
+    def ready() -> list | None:
+        elements = [found(browser, css) for css in form]
+        usable = all(e and e[0].is_displayed() and e[0].is_enabled() for e in elements)
+        return [e[0] for e in elements] if usable else None
+
+    def submitted() -> bool:  # the form may be drawn twice as the page settles: type again into the new one
+        try:
+            user, secret, submit = wait.until(lambda _: ready())
+            user.clear()
+            user.send_keys(name)
+            secret.clear()
+            secret.send_keys(password)
+            submit.click()
+        except WebDriverException:
+            return False
+        return True
+
+    wait.until(lambda _: submitted())
+    wait.until(lambda _: not found(browser, 'input[type="password"]') and found(browser, '[data-testid="stSidebar"]'))
+    wait.until(lambda _: found(browser, "h1"))
