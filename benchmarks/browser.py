@@ -44,10 +44,11 @@ def chromium() -> Iterator[object]:
 @contextmanager
 def streamlit_app(command: list[str], log: Path, env: dict[str, str], timeout_s: float = 120) -> Iterator[str]:
     """A Streamlit server (`tower dashboard`, or `streamlit run` of another file) on a free port, with
-    `--port PORT` appended; its base URL once its health endpoint answers; stopped afterwards."""
+    the port's option appended; its base URL once its health endpoint answers; stopped afterwards."""
     port = free_port()
+    option = "--port" if command[-1] == "dashboard" else "--server.port"
     with open(log, "ab") as output:
-        process = subprocess.Popen([*command, "--port", str(port)], env={**os.environ, **env}, stdout=output,
+        process = subprocess.Popen([*command, option, str(port)], env={**os.environ, **env}, stdout=output,
                                    stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -82,8 +83,13 @@ def found(browser: object, css: str) -> list:
 
 def finished(browser: object, last: str) -> bool:
     """The script has run (Streamlit's own run-state marker) and the page's last element is there."""
-    state = found(browser, '[data-testid="stApp"]')
-    return bool(state and state[0].get_attribute("data-test-script-state") == "notRunning" and found(browser, last))
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        state = found(browser, '[data-testid="stApp"]')
+        return bool(state and state[0].get_attribute("data-test-script-state") == "notRunning" and found(browser, last))
+    except WebDriverException:  # replaced while we looked
+        return False
 
 
 def sign_in(browser: object, name: str, password: str, timeout_s: float = 60) -> None:

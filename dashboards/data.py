@@ -9,7 +9,7 @@ Times are epoch milliseconds in event time; "as of" is the newest event time in 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
 
@@ -182,7 +182,7 @@ def shipment_table(src: Source) -> pd.DataFrame:
     now = as_of(src)
     alerts = alerts_frame(src, now - 2 * DAY_MS)[["rule", "entity", "severity", "status"]].to_dict("records")
     views = shipment_views(m.plans, _book(src.alerts_db).tracking(), alerts, m.roles, now)
-    return pd.DataFrame([asdict(view) for view in views], columns=[f.name for f in fields(ShipmentView)])
+    return pd.DataFrame([vars(view) for view in views], columns=[f.name for f in fields(ShipmentView)])
 
 
 @_live

@@ -8,6 +8,7 @@ import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -52,15 +53,16 @@ def zone_picker() -> None:
 
 
 def zone() -> ZoneInfo:
-    return ZoneInfo(st.session_state.get("zone") or browser_zone())
+    return ZoneInfo(st.session_state.get("zone") or browser_zone())  # ZoneInfo caches its instances
 
 
 def when(ms: float | None, with_seconds: bool = False) -> str:
-    """An epoch-ms time as a full date-time in the chosen zone, e.g. 2026-11-22 08:15 CET; – if unknown."""
+    """An epoch-ms time as a full date-time in the chosen zone, e.g. 2026-11-22 08:15 CET; – if unknown.
+    (datetime, not pandas: a map's tooltips format thousands of times per refresh.)"""
     if ms is None or pd.isna(ms):
         return "–"
-    return pd.Timestamp(int(ms), unit="ms", tz="UTC").tz_convert(zone()).strftime(
-        f"%Y-%m-%d %H:%M{':%S' if with_seconds else ''} %Z")  # fmt: skip
+    moment = datetime.fromtimestamp(int(ms) / 1000, zone())
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z" if with_seconds else "%Y-%m-%d %H:%M %Z")
 
 
 def with_times(frame: pd.DataFrame) -> pd.DataFrame:
