@@ -103,9 +103,6 @@ def deck(shipments: pd.DataFrame, routes: dict[str, Route], sites: tuple[Site, .
         pdk.Layer("ScatterplotLayer", id="geofences", data=site_frame[site_frame["radius"] > 0],
                   get_position="position", get_radius="radius", get_fill_color=[*neutral, 30],
                   get_line_color=[*neutral, 140], stroked=True, line_width_min_pixels=1),
-        pdk.Layer("PolygonLayer", id="geofence-polygons", data=site_frame[site_frame["polygon"].map(len) > 0],
-                  get_polygon="polygon", get_fill_color=[*neutral, 30], get_line_color=[*neutral, 140],
-                  line_width_min_pixels=1),
         pdk.Layer("PathLayer", id=TRAILS, get_path="path", get_color="colour", width_min_pixels=3,
                   data=[{"shipment": s, "path": p, "colour": _rgb(STATUS_COLOURS[status_of[s]], 170)}
                         for s, p in trails.items() if s in status_of]),
@@ -120,6 +117,11 @@ def deck(shipments: pd.DataFrame, routes: dict[str, Route], sites: tuple[Site, .
                   get_radius=150, radius_min_pixels=5, radius_max_pixels=12, stroked=True,
                   get_line_color=[255, 255, 255, 230], line_width_min_pixels=1, pickable=True),
     ]  # fmt: skip
+    polygons = site_frame[site_frame["polygon"].map(len) > 0]
+    if not polygons.empty:  # a layer type drawn only when needed: each costs the browser its shaders
+        layers.insert(2, pdk.Layer("PolygonLayer", id="geofence-polygons", data=polygons, get_polygon="polygon",
+                                   get_fill_color=[*neutral, 30], get_line_color=[*neutral, 140],
+                                   line_width_min_pixels=1))  # fmt: skip
     return pdk.Deck(layers=layers, initial_view_state=fit(_in_view(shipments, sites, strays), height_px),
                     tooltip={"text": "{tip}"}, map_style=None)  # fmt: skip
 
