@@ -125,3 +125,22 @@ def open_signed_in(browser: object, url: str, name: str, password: str, timeout_
     browser.get(url)
     sign_in(browser, name, password, timeout_s)
     WebDriverWait(browser, timeout_s).until(lambda _: found(browser, "h1"))
+
+
+def click_page(browser: object, title: str) -> None:
+    """Go to a page by its link in the sidebar (the same session: no new sign-in)."""
+
+    def words(link: object) -> str:  # a link's icon is a ligature of its own name, on a line before them
+        return link.text.strip().splitlines()[-1] if link.text.strip() else ""
+
+    next(link for link in found(browser, '[data-testid="stSidebarNavLink"]') if words(link) == title).click()
+
+
+def heading(browser: object) -> str:
+    """The page's title as shown now ("" while it is being replaced)."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        return found(browser, "h1")[0].text
+    except (IndexError, WebDriverException):
+        return ""

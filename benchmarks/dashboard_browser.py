@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.browser import chromium, finished, found, sign_in, streamlit_app, tower_dashboard
+from benchmarks.browser import chromium, click_page, finished, found, heading, sign_in, streamlit_app, tower_dashboard
 from benchmarks.dashboard import PASSWORD, SEED_DIR, SHIPMENTS, USER, seed
 
 REFRESH_S = 5  # dashboards/data.py's cache period (imported there, it would start Streamlit's caches here)
@@ -59,29 +59,13 @@ def _until(browser, condition, what: str) -> float:  # noqa: ANN001
     return time.perf_counter() - began
 
 
-def _label(link) -> str:  # noqa: ANN001
-    """A sidebar link's words (its icon is a ligature of its own name, on a line before them)."""
-    return link.text.strip().splitlines()[-1] if link.text.strip() else ""
-
-
 def _click_nav(browser, page: str) -> None:  # noqa: ANN001
-    link = next(a for a in found(browser, '[data-testid="stSidebarNavLink"]') if _label(a) == LINKS[page])
-    link.click()
-
-
-def _heading(browser) -> str:  # noqa: ANN001
-    """The page's title as shown now ("" while it is being replaced)."""
-    from selenium.common.exceptions import WebDriverException
-
-    try:
-        return found(browser, "h1")[0].text
-    except (IndexError, WebDriverException):
-        return ""
+    click_page(browser, LINKS[page])
 
 
 def _drawn(browser, page: str) -> bool:  # noqa: ANN001
     """The page (its heading, not the one before's) has finished with its last element."""
-    return (_heading(browser) == HEADINGS[page] and finished(browser, LAST[page])
+    return (heading(browser) == HEADINGS[page] and finished(browser, LAST[page])
             and len(found(browser, LAST[page])) >= COUNT.get(page, 1))  # fmt: skip
 
 
@@ -147,11 +131,11 @@ def baseline(log: Path) -> tuple[float, float]:
                 browser.get(url)
                 _until(browser, lambda: finished(browser, "h1"), "the empty page")
                 loads.append(time.perf_counter() - began)
-                next(a for a in found(browser, '[data-testid="stSidebarNavLink"]') if _label(a) == "Two").click()
-                _until(browser, lambda: finished(browser, "h1") and _heading(browser) == "two", "two")
+                click_page(browser, "Two")
+                _until(browser, lambda: finished(browser, "h1") and heading(browser) == "two", "two")
                 began = time.perf_counter()
-                next(a for a in found(browser, '[data-testid="stSidebarNavLink"]') if _label(a) == "One").click()
-                _until(browser, lambda: finished(browser, "h1") and _heading(browser) == "one", "one")
+                click_page(browser, "One")
+                _until(browser, lambda: finished(browser, "h1") and heading(browser) == "one", "one")
                 clicks.append(time.perf_counter() - began)
     return statistics.median(loads), statistics.median(clicks)
 

@@ -10,11 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.browser import chromium as _chromium
-from benchmarks.browser import found, open_signed_in, streamlit_app, tower_dashboard
+from benchmarks.browser import click_page, found, open_signed_in, streamlit_app, tower_dashboard
 from tests.conftest import REPO
 
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
-__all__ = ["SCREENSHOTS", "chromium", "dashboard", "found", "open_signed_in"]
+__all__ = ["SCREENSHOTS", "chromium", "click_page", "dashboard", "found", "open_signed_in"]
 
 
 @contextmanager

@@ -15,11 +15,12 @@ from streamlit.testing.v1 import AppTest
 from alerts.backtest import replay
 from alerts.book import AlertBook
 from alerts.rules import load_rules
+from benchmarks.browser import finished, heading
 from dashboards import data
 from dashboards.users import add_user
 from simulators.backfill import decoded
 from simulators.engine import Simulation
-from tests.browser import SCREENSHOTS, chromium, dashboard, open_signed_in
+from tests.browser import SCREENSHOTS, chromium, click_page, dashboard, open_signed_in
 from tests.conftest import REPO
 from tower.masterdata.store import MasterStore
 from tower.scenario import load_scenario
@@ -29,6 +30,14 @@ from tower.timeutil import parse_moment_ms
 
 PAGES = ["overview", "map", "shipment", "warehouses", "equipment", "alerts"]
 PASSWORD = "a long test password"
+TITLES = [
+    ("Overview", "Control Tower"),
+    ("Map", "Map"),
+    ("Shipment", "Shipment"),
+    ("Warehouses", "Warehouses"),
+    ("Equipment", "Equipment health"),
+    ("Alerts", "Alerts"),
+]  # each page's link in the sidebar, and title
 
 
 @pytest.fixture(scope="module")
@@ -96,10 +105,9 @@ def test_headless_chromium_shows_kpis_and_a_map_of_the_devices_and_no_error(var,
         wait.until(lambda _: len(found('[data-testid="stMetricValue"]')) >= 13)
         wait.until(lambda _: found('[data-testid="stDeckGlJsonChart"] canvas'))
         browser.save_screenshot(str(SCREENSHOTS / "overview-devices-only.png"))
-        for page in PAGES:
-            path = "" if page == "overview" else page  # the start page is /
-            open_signed_in(browser, f"{url}/{path}", "viewer", PASSWORD)
-            wait.until(lambda _: found('[data-testid="stHeading"]'))
+        for page, (link, title) in zip(PAGES, TITLES, strict=True):
+            click_page(browser, link)  # in the signed-in session
+            wait.until(lambda _, title=title: finished(browser, "h1") and heading(browser) == title)
             wait.until(lambda _: not found('[data-testid="stSkeleton"], [data-testid="stStatusWidget"]'))
             browser.save_screenshot(str(SCREENSHOTS / f"{page}-devices-only.png"))
             body = browser.find_element(By.TAG_NAME, "body").text
