@@ -19,6 +19,7 @@ bench: system-demo $(STAMP)  ## performance figures, each next to its baseline m
 	$(PY) -m benchmarks.simulator
 	$(PY) -m benchmarks.alerts
 	$(PY) -m benchmarks.dashboard
+	$(PY) -m benchmarks.dashboard_browser
 	$(PY) -m benchmarks.api
 
 system-demo system-test:

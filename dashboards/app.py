@@ -1,12 +1,11 @@
-"""The Streamlit control tower: `tower dashboard` runs this file. Pages live in views/; every page
-reads through data.py, the one cached data-access layer."""
+"""The Streamlit control tower: `tower dashboard` runs this file. Every page needs a signed-in person
+(dashboards/auth.py); pages live in views/ and read through data.py, the one cached data-access layer."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import data, ui
-from tower.timeutil import rfc3339
+from dashboards import auth, data, ui
 
 st.set_page_config(page_title="Control Tower", page_icon=":material/hub:", layout="wide")
 PAGES = [
@@ -17,8 +16,16 @@ PAGES = [
     st.Page("views/equipment.py", title="Equipment", icon=":material/precision_manufacturing:", url_path="equipment"),
     st.Page("views/alerts.py", title="Alerts", icon=":material/notifications:", url_path="alerts"),
 ]
-navigation = st.navigation(PAGES)
+signed_in = auth.person()
+# The page asked for (and its query, e.g. a notification's /alerts?alert=...) is kept through the sign-in.
+navigation = st.navigation(PAGES, position="sidebar" if signed_in else "hidden")
+if signed_in is None:
+    with ui.errors_shown_briefly("Signing in"):
+        auth.sign_in_form()
+    st.stop()
+auth.sign_out_button(signed_in)
 ui.period_picker()
+ui.zone_picker()
 with ui.errors_shown_briefly("The page"):
-    st.sidebar.caption(f"As of {rfc3339(data.as_of(data.source()))[:16].replace('T', ' ')} UTC (newest event time)")
+    st.sidebar.caption(f"As of {ui.when(data.as_of(data.source()))} (newest event time)")
     navigation.run()

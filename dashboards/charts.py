@@ -1,24 +1,42 @@
 """Altair charts the pages share: a series against its limits, and bands (ETA, allowed range).
-Pure: frames in, charts out; colours left to the theme except where they mean something."""
+Pure: frames in, charts out; colours left to the theme except where they mean something.
+
+Times are drawn in the zone the person chose (dashboards/ui.py): the chart gets wall-clock times of
+that zone without an offset, which Vega shows as they are, so a chart and a tile never disagree
+whatever the browser's own zone; the axis title names the zone.
+"""
 
 from __future__ import annotations
+
+from zoneinfo import ZoneInfo
 
 import altair as alt
 import pandas as pd
 
 LIMIT_COLOUR = "#dc2828"
 BAND_COLOUR = "#2e9e43"
+TIME_FORMAT = "%d %b %H:%M"  # a date on every label: a chart may cross midnight
 
 
-def _time(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.assign(time=pd.to_datetime(frame["ts_ms"], unit="ms", utc=True))
+def local(ms: pd.Series, zone: ZoneInfo) -> pd.Series:
+    """Epoch ms as wall-clock times in the zone, without an offset (for Vega, see the docstring)."""
+    return pd.to_datetime(ms, unit="ms", utc=True).dt.tz_convert(zone).dt.tz_localize(None)
 
 
-def with_limits(frame: pd.DataFrame, field: str, title: str, limit: float | None = None,
+def _zone_name(zone: ZoneInfo, ms: pd.Series) -> str:
+    return pd.Timestamp(int(ms.iloc[-1]) if len(ms) else 0, unit="ms", tz="UTC").tz_convert(zone).strftime("%Z")
+
+
+def _time_axis(title: str) -> alt.Axis:
+    return alt.Axis(title=title, format=TIME_FORMAT, labelOverlap=True)
+
+
+def with_limits(frame: pd.DataFrame, field: str, title: str, zone: ZoneInfo, limit: float | None = None,
                 band: tuple[float | None, float | None] | None = None) -> alt.LayerChart:  # fmt: skip
     """`field` over time; `band` shaded (allowed or healthy range), `limit` as a red rule."""
-    data = _time(frame.dropna(subset=[field]))
-    base = alt.Chart(data).encode(x=alt.X("time:T", title=None))
+    data = frame.dropna(subset=[field])
+    data = data.assign(time=local(data["ts_ms"], zone))
+    base = alt.Chart(data).encode(x=alt.X("time:T", axis=_time_axis(f"time ({_zone_name(zone, data['ts_ms'])})")))
     layers = []
     if band is not None and (band[0] is not None or band[1] is not None):
         low = band[0] if band[0] is not None else float(data[field].min() if not data.empty else 0)
@@ -26,23 +44,24 @@ def with_limits(frame: pd.DataFrame, field: str, title: str, limit: float | None
         layers.append(alt.Chart(pd.DataFrame({"low": [low], "high": [high]}))
                       .mark_rect(color=BAND_COLOUR, opacity=0.15).encode(y="low:Q", y2="high:Q"))  # fmt: skip
     layers.append(base.mark_line().encode(y=alt.Y(f"{field}:Q", title=title, scale=alt.Scale(zero=False)),
-                                          tooltip=["time:T", alt.Tooltip(f"{field}:Q", format=".2f")]))  # fmt: skip
+                                          tooltip=[alt.Tooltip("time:T", format="%Y-%m-%d %H:%M"),
+                                                   alt.Tooltip(f"{field}:Q", format=".2f")]))  # fmt: skip
     if limit is not None:
         layers.append(alt.Chart(pd.DataFrame({"limit": [limit]})).mark_rule(color=LIMIT_COLOUR, strokeDash=[6, 3])
                       .encode(y="limit:Q"))  # fmt: skip
     return alt.layer(*layers).properties(height=220)
 
 
-def eta_band(eta: pd.DataFrame, promised_ms: int) -> alt.LayerChart:
+def eta_band(eta: pd.DataFrame, promised_ms: int, zone: ZoneInfo) -> alt.LayerChart:
     """The predicted arrival over time with its optimistic..pessimistic band, and the promised time."""
-    data = _time(eta).assign(
-        early=pd.to_datetime(eta["eta_early_ms"], unit="ms", utc=True),
-        central=pd.to_datetime(eta["eta_ms"], unit="ms", utc=True),
-        late=pd.to_datetime(eta["eta_late_ms"], unit="ms", utc=True),
-    )
-    base = alt.Chart(data).encode(x=alt.X("time:T", title="predicted at"))
-    band = base.mark_area(opacity=0.25).encode(y=alt.Y("early:T", title="predicted arrival"), y2="late:T")
-    line = base.mark_line().encode(y="central:T", tooltip=["time:T", "early:T", "central:T", "late:T"])
-    promised = pd.DataFrame({"promised": [pd.to_datetime(promised_ms, unit="ms", utc=True)]})
+    data = pd.DataFrame({"time": local(eta["ts_ms"], zone), "early": local(eta["eta_early_ms"], zone),
+                         "central": local(eta["eta_ms"], zone), "late": local(eta["eta_late_ms"], zone)})  # fmt: skip
+    named = _zone_name(zone, eta["ts_ms"])
+    base = alt.Chart(data).encode(x=alt.X("time:T", axis=_time_axis(f"predicted at ({named})")))
+    band = base.mark_area(opacity=0.25).encode(y=alt.Y("early:T", axis=_time_axis(f"predicted arrival ({named})")),
+                                               y2="late:T")  # fmt: skip
+    tip = [alt.Tooltip(f"{name}:T", format="%Y-%m-%d %H:%M") for name in ("time", "early", "central", "late")]
+    line = base.mark_line().encode(y="central:T", tooltip=tip)
+    promised = pd.DataFrame({"promised": local(pd.Series([promised_ms]), zone)})
     rule = alt.Chart(promised).mark_rule(color=LIMIT_COLOUR, strokeDash=[6, 3]).encode(y="promised:T")
     return alt.layer(band, line, rule).properties(height=240)

@@ -8,7 +8,8 @@ Times are epoch milliseconds in event time; "as of" is the newest event time in 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
 
@@ -16,17 +17,19 @@ import pandas as pd
 import pydeck as pdk
 import streamlit as st
 
-from alerts.book import AlertBook
+from alerts.book import ENGINE, AlertBook
 from alerts.rules import ColdChainRule, PredictedDelayRule, Rule, RuleSet, TrendRule, load_rules
 from alerts.shipment_view import RuleRoles, ShipmentView, shipment_views
 from dashboards import health, kpis, maps, shipments
+from dashboards.users import Person
 from tower.config import load_settings
 from tower.contract import DeviceKind
-from tower.domain import ON_THE_ROAD
+from tower.domain import ACTIVE_STATUSES, ALERT_STATUSES, ON_THE_ROAD, OPEN_STATUSES
 from tower.masterdata.live import LiveMaster
 from tower.masterdata.model import Equipment
 from tower.masterdata.store import MasterStore
 from tower.masterdata.view import MasterData, ShipmentPlan
+from tower.roles import Permission
 from tower.store import Store, open_store
 from tower.timeutil import now_ms
 
@@ -178,7 +181,7 @@ def shipment_table(src: Source) -> pd.DataFrame:
     now = as_of(src)
     alerts = alerts_frame(src, now - 2 * DAY_MS)[["rule", "entity", "severity", "status"]].to_dict("records")
     views = shipment_views(m.plans, _book(src.alerts_db).tracking(), alerts, m.roles, now)
-    return pd.DataFrame([asdict(view) for view in views], columns=[f.name for f in fields(ShipmentView)])
+    return pd.DataFrame([vars(view) for view in views], columns=[f.name for f in fields(ShipmentView)])
 
 
 @_live
@@ -206,8 +209,10 @@ def trail(src: Source, tracker: str, since_ms: int, until_ms: int) -> list[list[
     return [[round(lon, 5), round(lat, 5)] for lat, lon in zip(frame.get("lat", []), frame.get("lon", []), strict=True)]
 
 
-def network_map(src: Source, shown: pd.DataFrame, trails_for: list[str]) -> pdk.Deck:
-    """The map of the shown shipments, with the travelled trails of `trails_for` (shipment ids)."""
+def network_map(src: Source, shown: pd.DataFrame, trails_for: list[str], when: Callable[[float | None], str],
+                height_px: int) -> pdk.Deck:  # fmt: skip
+    """The map of the shown shipments, with the travelled trails of `trails_for` (shipment ids), fitted
+    to a map of that height; `when` formats times for the tooltips."""
     m = master(src)
     now = as_of(src)
     paths = {}
@@ -216,7 +221,8 @@ def network_map(src: Source, shown: pd.DataFrame, trails_for: list[str]) -> pdk.
         paths[shipment_id] = trail(src, plan.tracker, plan.departure_ms, now + 1)
     machines = equipment_health(src)
     site_health = machines.groupby("site").agg(machines=("equipment", "size"), health=("health", "min")).reset_index()
-    return maps.deck(shown, m.routes, m.data.network.sites, site_health, paths, unplanned_trackers(src))
+    return maps.deck(shown, m.routes, m.data.network.sites, site_health, paths, unplanned_trackers(src), when,
+                     height_px)  # fmt: skip
 
 
 # -- one shipment ----------------------------------------------------------------------------------
@@ -349,32 +355,63 @@ def dock_activity(src: Source, site: str, period_ms: int) -> pd.DataFrame:
 
 # -- alerts ------------------------------------------------------------------------------------------
 
+# What each action needs (tower.roles); closing a resolved alert is part of resolving it.
+ACTION_PERMISSION: dict[str, Permission] = {"acknowledge": "ack", "resolve": "resolve", "close": "resolve"}
+QUEUES = {"active": ACTIVE_STATUSES, "pending": ("pending",), "all": ALERT_STATUSES}
 
-def act_on_alert(src: Source, alert_id: str, action: str, by: str, note: str) -> dict:
-    """acknowledge | resolve | close, recorded with the operator's name; ValueError says why not."""
-    alert = _book(src.alerts_db).act(alert_id, action, by, note, now_ms())
+
+def act_on_alert(src: Source, person: Person, alert_id: str, action: str, note: str) -> dict:
+    """acknowledge | resolve | close as the signed-in person (their name is what the audit trail
+    records); PermissionError if their role may not, ValueError says why the alert cannot."""
+    if not person.may(ACTION_PERMISSION[action]):
+        raise PermissionError(f"{person.name} is a {person.role} and may not {action} alerts")
+    alert = _book(src.alerts_db).act(alert_id, action, person.name, note, now_ms())
     expire()  # statuses, KPIs and the queue all show it at once
     return alert
 
 
-@_live
-def alert_queue(src: Source, status: str) -> pd.DataFrame:
-    """Alerts, most severe and oldest first (status 'open'), or newest first ('all')."""
-    rows = _book(src.alerts_db).alerts(status, limit=5000)
-    frame = pd.DataFrame(rows, columns=["id", "severity", "status", "rule", "entity", "site", "kind", "opened_ms",
-                                        "fired_ms", "acked_by", "detail"])  # fmt: skip
-    for column in ("opened_ms", "fired_ms"):
-        frame[column.removesuffix("_ms")] = pd.to_datetime(frame[column], unit="ms", utc=True)
-    age_ms = now_ms() - frame["fired_ms"].fillna(frame["opened_ms"])
-    frame["age_min"] = (age_ms // 60_000).astype("Int64")
-    return frame.drop(columns=["opened_ms", "fired_ms"])
+def silence_like(src: Source, person: Person, alert: dict, hours: float, note: str) -> int:
+    """Hold notifications of this rule on this entity for some hours (admins); the silence's id."""
+    if not person.may("silence"):
+        raise PermissionError(f"{person.name} is a {person.role} and may not set silences")
+    starts = now_ms()
+    return _book(src.alerts_db).silence({"rule": alert["rule"], "entity": alert["entity"]}, starts,
+                                        starts + int(hours * HOUR), person.name, note)  # fmt: skip
 
 
 @_live
-def alert_detail(src: Source, alert_id: str) -> tuple[dict, list[dict], list[dict]] | None:
+def active_alerts_of(src: Source, entity: str) -> pd.DataFrame:
+    """An entity's active alerts (firing or acknowledged), most severe first: why it has its status."""
+    queue = alert_queue(src, "active")
+    return queue[queue["entity"] == entity].reset_index(drop=True)
+
+
+@_live
+def alert_queue(src: Source, queue: str) -> pd.DataFrame:
+    """The queue: active (firing or acknowledged) or pending alerts, most severe and oldest first;
+    or every alert, newest first ('all')."""
+    rows = _book(src.alerts_db).alerts("all" if queue == "all" else "open", limit=5000)
+    frame = pd.DataFrame([row for row in rows if row["status"] in QUEUES[queue]],
+                         columns=["id", "severity", "status", "rule", "entity", "site", "kind", "opened_ms",
+                                  "fired_ms", "acked_by", "detail"])  # fmt: skip
+    return frame.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class AlertDetail:
+    alert: dict  # with its runbook
+    history: list[dict]  # the audit trail, oldest first
+    deliveries: list[dict]
+    while_open: str  # the engine's last word while the alert was open (a resolved alert's detail says how it ended)
+
+
+@_live
+def alert_detail(src: Source, alert_id: str) -> AlertDetail | None:
     """The alert with its runbook, its audit trail and its deliveries."""
     book = _book(src.alerts_db)
     alert = book.get(alert_id)
     if alert is None:
         return None
-    return alert, book.history(alert_id), book.deliveries(alert_id)
+    history = book.history(alert_id)
+    said = [row["note"] for row in history if row["actor"] == ENGINE and row["status"] in OPEN_STATUSES]
+    return AlertDetail(alert, history, book.deliveries(alert_id), said[-1] if said else alert["detail"])

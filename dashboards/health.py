@@ -12,6 +12,7 @@ minor 70) and 0 in state fault.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass
 
 import pandas as pd
@@ -65,13 +66,15 @@ def health_table(machines: dict[str, Equipment], latest: pd.DataFrame, alerts: p
     """One row per machine, riskiest first (lowest health, then nearest projected limit). Machines
     reporting that master data does not know are listed too, with no health score (no healthy range)."""
     newest = {row["device_id"]: row for row in latest.to_dict("records")}
-    open_alerts = alerts[alerts["status"].isin(ACTIVE_STATUSES)]
-    by_machine = {entity: group for entity, group in open_alerts.groupby("entity")}
+    active = alerts.loc[alerts["status"].isin(ACTIVE_STATUSES), ["entity", "severity", "rule", "value"]]
+    by_machine: dict[str, list[tuple[str, str, float]]] = defaultdict(list)  # plain lists: 200 machines in ms
+    for entity, severity, rule, value in active.itertuples(index=False):
+        by_machine[entity].append((severity, rule, value))
     rows = []
     for machine in [*machines, *(device for device in newest if device not in machines)]:
         group = machines.get(machine)
         reading = newest.get(machine, {})
-        mine = by_machine.get(machine, open_alerts.iloc[0:0])
+        mine = by_machine.get(machine, [])
         healthy = group.healthy.ranges() if group else {}
         own = limits.of_machine(healthy)
         scores = [
@@ -80,11 +83,11 @@ def health_table(machines: dict[str, Equipment], latest: pd.DataFrame, alerts: p
             if name in own and not pd.isna(reading.get(name, math.nan))
         ]
         health = min(scores, default=100.0) if group else math.nan
-        for severity in mine["severity"]:
+        for severity, _, _ in mine:
             health = min(health, ALERT_CAP.get(severity, 100.0))
         if reading.get("state") == "fault":
             health = 0.0
-        hours = mine[mine["rule"].isin(trend_rules)]["value"].dropna()
+        hours = [value for _, rule, value in mine if rule in trend_rules and not pd.isna(value)]
         rows.append(
             {
                 "equipment": machine,
@@ -92,9 +95,9 @@ def health_table(machines: dict[str, Equipment], latest: pd.DataFrame, alerts: p
                 "type": group.type if group else "unknown to master data",
                 "state": reading.get("state"),
                 "health": health if math.isnan(health) else round(health),
-                "hours_to_limit": float(hours.min()) if not hours.empty else None,
+                "hours_to_limit": float(min(hours)) if hours else None,
                 "open_alerts": len(mine),
-                "worst": ", ".join(sorted(set(mine["severity"]))),
+                "worst": ", ".join(sorted({severity for severity, _, _ in mine})),
                 **{name: reading.get(name) for name in SIGNALS},
                 "last_ms": reading.get("ts_ms"),
             }

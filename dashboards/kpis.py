@@ -3,6 +3,11 @@
 Periods are in event time and end at the newest event time in the store ("as of"), so a replay
 or a back-fill shows the figures of its own time. Response times (to acknowledge, to resolve) are
 people's time: the wall clock from when the engine raised the alert.
+
+A figure "now" is counted exactly as the other views count it (the same snapshot, the same
+definitions): shipments on the road by their status (alerts.shipment_view, the Map's colours),
+alerts by their status in the book (tower.domain.ACTIVE_STATUSES, the Alerts page's active queue,
+`tower alerts list`). The period before can only be reconstructed from event times.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from alerts.shipment_view import RuleRoles
-from tower.domain import OFFLINE_AFTER_MS, is_offline
+from tower.domain import ACTIVE_STATUSES, OFFLINE_AFTER_MS, ON_THE_ROAD, is_offline
 
 MINUTE = 60_000
 RATE_WINDOW_MS = 5 * MINUTE  # ingest rate: readings per second over the last five minutes
@@ -89,26 +94,28 @@ def overview(shipments: pd.DataFrame, alerts: pd.DataFrame, devices: pd.DataFram
     before = now_ms - period_ms
     delay = alerts[alerts["rule"].isin(roles.delay)]
     expected = devices[devices["expected"]]
-    online = sum(not is_offline(last, now_ms) for last in expected["last_ms"].astype("Int64").tolist())
+    online = sum(not is_offline(None if pd.isna(last) else int(last), now_ms) for last in expected["last_ms"])
     newest = devices["last_ms"].max() if not devices.empty else None
+    active = alerts[alerts["status"].isin(ACTIVE_STATUSES)]
+    active_delay = active[active["rule"].isin(roles.delay)]
     kpis = [
-        Kpi("In transit", in_transit_at(shipments, now_ms), in_transit_at(shipments, before), good="off",
-            help="shipments between departure and arrival"),
+        Kpi("In transit", int(shipments["status"].isin(ON_THE_ROAD).sum()), in_transit_at(shipments, before),
+            good="off", help="shipments on the road: on time, at risk, late or excursion (the Map's colours)"),
         Kpi("On-time rate", on_time_rate(shipments, before, now_ms),
             on_time_rate(shipments, before - period_ms, before), "%",
             help="shipments promised in the period that arrived by the promised time"),
-        Kpi("Predicted late", firing_at(delay, now_ms)["entity"].nunique(),
-            firing_at(delay, before)["entity"].nunique(), good="down",
-            help="shipments with a delivery-at-risk alert firing"),
+        Kpi("Predicted late", active_delay["entity"].nunique(), firing_at(delay, before)["entity"].nunique(),
+            good="down", help="shipments with a delay alert firing or acknowledged"),
         Kpi("Cold-chain compliance", cold_chain_compliance(shipments, alerts, roles, before, now_ms),
             cold_chain_compliance(shipments, alerts, roles, before - period_ms, before), "%",
             help="cold-chain shipments on the road in the period without an excursion alert"),
     ]  # fmt: skip
-    now_open, then_open = firing_at(alerts, now_ms), firing_at(alerts, before)
+    then_open = firing_at(alerts, before)
     for severity in ("critical", "major", "minor"):
-        kpis.append(Kpi(f"Open {severity}", int((now_open["severity"] == severity).sum()),
+        kpis.append(Kpi(f"Active {severity}", int((active["severity"] == severity).sum()),
                         int((then_open["severity"] == severity).sum()), good="down",
-                        help=f"{severity} alerts firing or acknowledged, not resolved"))  # fmt: skip
+                        help=f"{severity} alerts firing or acknowledged (pending ones wait out their hold and are "
+                             "not counted): the Alerts page's active queue"))  # fmt: skip
     kpis += [
         Kpi("Mean time to acknowledge", mean_minutes(alerts, "acked_ms", before, now_ms),
             mean_minutes(alerts, "acked_ms", before - period_ms, before), "min", good="down",

@@ -1,6 +1,6 @@
-"""What every page shows the same way: the period picker's choice, KPI tiles, tables with CSV
-export, epoch-ms columns as times, live parts, and errors as a short message instead of a
-traceback. Pages call these instead of repeating the widgets."""
+"""What every page shows the same way: the period and time zone pickers' choices, times as full
+date-times with their zone, KPI and value tiles, tables with CSV export, live parts, and errors as a
+short message instead of a traceback. Pages call these instead of repeating the widgets."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo, available_timezones
 
 import pandas as pd
 import streamlit as st
@@ -31,12 +34,49 @@ def period_ms() -> int:
     return PERIODS[st.session_state.get("period", DEFAULT_PERIOD)]
 
 
+@lru_cache(maxsize=1)
+def _zones() -> list[str]:
+    return ["UTC", *sorted(zone for zone in available_timezones() if "/" in zone and not zone.startswith("Etc/"))]
+
+
+def browser_zone() -> str:
+    """The browser's time zone (UTC when the browser does not say, as under AppTest)."""
+    zone = st.context.timezone
+    return zone if zone in _zones() else "UTC"
+
+
+def zone_picker() -> None:
+    """In the sidebar of every page: one time zone for every time shown, the browser's by default."""
+    zones, default = _zones(), browser_zone()
+    st.sidebar.selectbox("Time zone", zones, index=zones.index(default), key="zone",
+                         help=f"every time on every page is shown in this zone; your browser's: {default}")  # fmt: skip
+
+
+def zone() -> ZoneInfo:
+    return ZoneInfo(st.session_state.get("zone") or browser_zone())  # ZoneInfo caches its instances
+
+
+def when(ms: float | None, with_seconds: bool = False) -> str:
+    """An epoch-ms time as a full date-time in the chosen zone, e.g. 2026-11-22 08:15 CET; – if unknown.
+    (datetime, not pandas: a map's tooltips format thousands of times per refresh.)"""
+    if ms is None or pd.isna(ms):
+        return "–"
+    moment = datetime.fromtimestamp(int(ms) / 1000, zone())
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z" if with_seconds else "%Y-%m-%d %H:%M %Z")
+
+
 def with_times(frame: pd.DataFrame) -> pd.DataFrame:
-    """*_ms columns (epoch ms) shown as UTC times, under the name without _ms."""
-    shown = frame.copy()
-    for column in [c for c in frame.columns if c.endswith("_ms")]:
-        shown[column.removesuffix("_ms")] = pd.to_datetime(shown.pop(column), unit="ms", utc=True)
-    return shown
+    """*_ms columns (epoch ms) shown as full date-times in the chosen zone, under the name without _ms."""
+    times = {c: c.removesuffix("_ms") for c in frame.columns if c.endswith("_ms")}
+    shown = frame.assign(**{c: [when(ms) for ms in frame[c]] for c in times})
+    return shown.rename(columns=times)
+
+
+def tile(column: object, label: str, value: str, key: str, help: str | None = None) -> None:
+    """A bordered tile whose value wraps instead of being cut off (st.metric truncates long values)."""
+    with column.container(border=True, key=f"tile_{key}"):
+        st.caption(label, help=help)
+        st.markdown(f"**{value}**")
 
 
 def table(frame: pd.DataFrame, name: str, **options: object) -> object:

@@ -15,10 +15,12 @@ from streamlit.testing.v1 import AppTest
 from alerts.backtest import replay
 from alerts.book import AlertBook
 from alerts.rules import load_rules
+from benchmarks.browser import finished, heading
 from dashboards import data
+from dashboards.users import add_user
 from simulators.backfill import decoded
 from simulators.engine import Simulation
-from tests.browser import SCREENSHOTS, chromium, dashboard
+from tests.browser import SCREENSHOTS, chromium, click_page, dashboard, open_signed_in
 from tests.conftest import REPO
 from tower.masterdata.store import MasterStore
 from tower.scenario import load_scenario
@@ -27,6 +29,15 @@ from tower.store.sqlite import SqliteStore
 from tower.timeutil import parse_moment_ms
 
 PAGES = ["overview", "map", "shipment", "warehouses", "equipment", "alerts"]
+PASSWORD = "a long test password"
+TITLES = [
+    ("Overview", "Control Tower"),
+    ("Map", "Map"),
+    ("Shipment", "Shipment"),
+    ("Warehouses", "Warehouses"),
+    ("Equipment", "Equipment health"),
+    ("Alerts", "Alerts"),
+]  # each page's link in the sidebar, and title
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +52,7 @@ def seeded(tmp_path_factory) -> Path:
     store.close()
     replay(load_rules("default"), readings, MasterStore(folder / "master.db"), simulation.end_ms,
            AlertBook(folder / "alerts.db"))  # fmt: skip
+    add_user(folder / "dashboard-users.yaml", "viewer", "viewer", PASSWORD, "")
     return folder
 
 
@@ -70,6 +82,9 @@ def test_devices_without_plans_are_on_the_map_and_in_the_lists(var):
 def test_every_page_shows_what_it_can(var, name):
     app = AppTest.from_file(str(REPO / "dashboards" / "app.py"), default_timeout=60)
     app.run()
+    app.text_input(key="sign_in_name").input("viewer")
+    app.text_input(key="sign_in_password").input(PASSWORD)
+    app.button(key="sign_in_submit").click().run()
     app = app.switch_page(f"views/{name}.py").run()
     assert not app.exception, [e.message for e in app.exception]
     assert not [e.value for e in app.error], [e.value for e in app.error]
@@ -86,13 +101,13 @@ def test_headless_chromium_shows_kpis_and_a_map_of_the_devices_and_no_error(var,
     with dashboard(tmp_path / "dashboard.log") as url, chromium() as browser:
         found = lambda css: browser.find_elements(By.CSS_SELECTOR, css)  # noqa: E731
         wait = WebDriverWait(browser, 60)
-        browser.get(url)
+        open_signed_in(browser, url, "viewer", PASSWORD)
         wait.until(lambda _: len(found('[data-testid="stMetricValue"]')) >= 13)
         wait.until(lambda _: found('[data-testid="stDeckGlJsonChart"] canvas'))
         browser.save_screenshot(str(SCREENSHOTS / "overview-devices-only.png"))
-        for page in PAGES:
-            browser.get(f"{url}/{page}")
-            wait.until(lambda _: found('[data-testid="stHeading"]'))
+        for page, (link, title) in zip(PAGES, TITLES, strict=True):
+            click_page(browser, link)  # in the signed-in session
+            wait.until(lambda _, title=title: finished(browser, "h1") and heading(browser) == title)
             wait.until(lambda _: not found('[data-testid="stSkeleton"], [data-testid="stStatusWidget"]'))
             browser.save_screenshot(str(SCREENSHOTS / f"{page}-devices-only.png"))
             body = browser.find_element(By.TAG_NAME, "body").text

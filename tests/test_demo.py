@@ -4,10 +4,12 @@ stops cleanly; it and `tower dashboard` leave no process behind, Streamlit's inc
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 
+from dashboards.users import Users
 from tests.conftest import REPO, descendants, wait_until
 from tower.broker import free_port
 from tower.store import open_store
@@ -36,7 +38,7 @@ def test_demo_fills_the_store_and_stops_on_ctrl_c(tmp_path):
         alerts_log = tmp_path / "var" / "logs" / "alerts.log"
         wait_until(lambda: b"subscribed to" in alerts_log.read_bytes(), what="the alert engine")
         dashboard_log = tmp_path / "var" / "logs" / "dashboard.log"
-        wait_until(lambda: b"Local URL" in dashboard_log.read_bytes(), timeout_s=30, what="the dashboard")
+        wait_until(lambda: b"You can now view" in dashboard_log.read_bytes(), timeout_s=30, what="the dashboard")
         started = set(descendants()) - set(before)
         assert any("streamlit" in command for pid, command in descendants().items() if pid in started)
     finally:
@@ -44,6 +46,11 @@ def test_demo_fills_the_store_and_stops_on_ctrl_c(tmp_path):
         output = demo.communicate(timeout=60)[0].decode()
     assert demo.returncode == 0, output
     assert "Control Tower demo running" in output
+    # the address printed is where the dashboard listens, and its demo user can sign in there
+    printed = re.search(r"dashboard: +(http://\S+)", output).group(1)
+    assert f"URL: {printed}".encode() in dashboard_log.read_bytes(), output
+    password = (tmp_path / "var" / "dashboard-password").read_text().strip()
+    assert Users(tmp_path / "var" / "dashboard-users.yaml").check_password("demo", password).role == "admin"
     assert not set(descendants()) - set(before), "the demo left processes behind"
 
 
@@ -59,7 +66,7 @@ def test_dashboard_is_streamlit_and_stops_on_sigterm(tmp_path):
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_until(lambda: b"Local URL" in log.read_bytes(), timeout_s=30, what="Streamlit serving")
+        wait_until(lambda: b"You can now view" in log.read_bytes(), timeout_s=30, what="Streamlit serving")
         assert "streamlit" in descendants()[dashboard.pid]  # tower dashboard became Streamlit: the signal reaches it
     finally:
         dashboard.terminate()

@@ -42,7 +42,7 @@ def test_docker_compose_file_is_valid():
     assert "TOWER_INFLUX_TOKEN" in rendered and "influxdb:2." in rendered
     services = yaml.safe_load(rendered)["services"]
     published = {name: [str(p) for p in service["ports"]] for name, service in services.items() if "ports" in service}
-    # Devices reach the broker over TLS only; InfluxDB not at all; the dashboard (no login yet) on loopback.
+    # Devices reach the broker over TLS only; InfluxDB not at all; the dashboard (sign-in, plain HTTP) on loopback.
     assert published == {"mosquitto": [str({"published": 8883, "target": 8883})],
                          "dashboard": ["127.0.0.1:8501:8501/tcp"]}, published  # fmt: skip
     assert services["simulator"]["profiles"] == ["demo"] and services["admin"]["profiles"] == ["admin"]

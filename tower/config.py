@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     api_token_name: str = Field("integration", description="the name TOWER_API_TOKEN acts under in audit trails")
     api_token_role: str = Field("integration", description="its role: viewer, operator, integration or admin")
 
+    # Dashboard (`tower dashboard`)
+    dashboard_host: str = Field("127.0.0.1", description="address `tower dashboard` listens on")
+    dashboard_users_file: Path | None = Field(
+        None, description="dashboard users file (argon2 hashes, roles); default $TOWER_DATA_DIR/dashboard-users.yaml"
+    )
+
     # Alert engine
     alert_rules: str = Field("default", description="rule file, or 'default' (alerts/rules/default.yaml)")
     oncall: Path | None = Field(None, description="on-call file (contacts, schedules, policies, routes)")
@@ -87,7 +93,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "oncall", "network", "ingest_share_group", "mqtt_ca_file", "mqtt_cert_file", "mqtt_key_file", "api_tokens_file",
-        "api_token", mode="before",
+        "api_token", "dashboard_users_file", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -111,6 +117,10 @@ class Settings(BaseSettings):
     def master_db(self) -> Path:
         """The master data store: network, shipments, their revisions."""
         return self.data_dir / "master.db"
+
+    @property
+    def users_file(self) -> Path:
+        return self.dashboard_users_file or self.data_dir / "dashboard-users.yaml"
 
     @property
     def alerts_db(self) -> Path:

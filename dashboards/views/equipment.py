@@ -40,7 +40,7 @@ def live() -> None:
         shown = "–" if hours is None else ("beyond horizon" if hours > 24 * 30 else f"{hours:.0f} h")
         column.metric(f"{title}: to limit", shown if limit is not None else "no limit", help=words, border=True)
         band = (healthy[name].min, healthy[name].max) if name in healthy else None
-        column.altair_chart(charts.with_limits(frame, name, title, limit=limit, band=band), width="stretch")
+        column.altair_chart(charts.with_limits(frame, name, title, ui.zone(), limit=limit, band=band), width="stretch")
 
 
 live()

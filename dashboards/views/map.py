@@ -1,8 +1,10 @@
 """Map: every shipment coloured by status on its planned route, travelled trails, sites with their
-geofences and equipment health. Selecting a shipment or a site shows it below, with a link to its page."""
+geofences, fitted to what is shown. Selecting a shipment shows its ETA against the promised time,
+why it has its status (its active alerts) and a link to its page; selecting a site, its sensors."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from dashboards import data, ui
@@ -10,6 +12,7 @@ from dashboards.maps import SHIPMENTS, SITES, legend
 from dashboards.shipments import STATUS_COLOURS
 from tower.domain import ON_THE_ROAD
 
+HEIGHT = 560
 st.title("Map")
 src = data.source()
 table = data.shipment_table(src)
@@ -20,13 +23,35 @@ chosen = {
     "customer": filters[2].multiselect("Customer", sorted(table["customer"].unique()), key="f_customer"),
     "cargo": filters[3].multiselect("Cargo", sorted(table["cargo"].unique()), key="f_cargo"),
 }  # fmt: skip
-st.caption(f"{legend()} · grey: planned routes · blue: travelled trails (the selected shipment, or all shown when "
-           "few) · sites coloured by their equipment's worst health", unsafe_allow_html=True)  # fmt: skip
 
 
 def _selected(layer: str) -> dict | None:
     picked = st.session_state.get("map", {}).get("selection", {}).get("objects", {}).get(layer, [])
     return picked[0] if picked else None
+
+
+def shipment_panel(shipment_id: str) -> None:
+    everything = data.shipment_table(src)
+    row = everything[everything["shipment"] == shipment_id].iloc[0]
+    st.subheader(f"Shipment {shipment_id} · {row['status']}")
+    st.caption(f"{row['origin']} → {row['destination']} ({row['customer']}) · lane {row['lane']} · {row['cargo']}")
+    tiles = st.columns(3)
+    ui.tile(tiles[0], "Promised", ui.when(row["promised_ms"]), "map_promised")
+    if pd.notna(row["arrival_ms"]):
+        ui.tile(tiles[1], "Arrived", ui.when(row["arrival_ms"]), "map_eta")
+    else:
+        late = row["late_by_min"]
+        versus = "" if pd.isna(late) else (f", {late:.0f} min late" if late > 0 else
+                                                           f", {-late:.0f} min early")  # fmt: skip
+        ui.tile(tiles[1], "Predicted arrival", f"{ui.when(row['eta_ms'])}{versus}", "map_eta")
+    ui.tile(tiles[2], "Progress", f"{row['progress_pct']:.0f}% · {row['remaining_km']:.0f} km left", "map_progress")
+    reasons = data.active_alerts_of(src, shipment_id)
+    if reasons.empty:
+        st.caption("No active alerts: " + ("on time." if row["status"] == "on time" else f"{row['status']}."))
+    else:
+        st.markdown("**Why:** " + "; ".join(f"{r.severity} {r.rule}: {r.detail}" for r in reasons.itertuples()))
+    st.page_link("views/shipment.py", label="Open shipment details", icon=":material/local_shipping:",
+                 query_params={"shipment": shipment_id})  # fmt: skip
 
 
 @ui.live_part
@@ -39,19 +64,16 @@ def live() -> None:
     trails = list(shown["shipment"]) if len(shown) <= data.MAX_TRAILS else []
     if picked and picked["shipment"] not in trails:
         trails.append(picked["shipment"])
-    st.caption(f"{len(shown)} shipments shown")
-    st.pydeck_chart(data.network_map(src, shown, trails), height=560, on_select="rerun",
+    counts = shown["status"].value_counts().to_dict()
+    st.caption(f"{len(shown)} shipments shown: {legend(counts)}", unsafe_allow_html=True)
+    st.pydeck_chart(data.network_map(src, shown, trails, ui.when, HEIGHT), height=HEIGHT, on_select="rerun",
                     selection_mode="single-object", key="map")  # fmt: skip
     site = _selected(SITES)
     if picked:
-        st.subheader(f"Shipment {picked['shipment']}")
-        everything = data.shipment_table(src)
-        ui.table(everything[everything["shipment"] == picked["shipment"]], "selected_shipment")
-        st.page_link("views/shipment.py", label="Open shipment details", icon=":material/local_shipping:",
-                     query_params={"shipment": picked["shipment"]})  # fmt: skip
+        shipment_panel(picked["shipment"])
     elif site:
         st.subheader(f"Site {site['site']}")
-        st.dataframe(data.site_sensors(src, site["site"]), hide_index=True, width="stretch")
+        ui.table(data.site_sensors(src, site["site"]), "site_sensors")
         st.page_link("views/warehouses.py", label="Open the site", icon=":material/warehouse:",
                      query_params={"site": site["site"]})  # fmt: skip
     else:

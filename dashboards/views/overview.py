@@ -6,8 +6,10 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards import data, ui
+from dashboards.maps import legend
 from tower.domain import ON_THE_ROAD
 
+HEIGHT = 420
 st.title("Control Tower")
 src = data.source()
 
@@ -17,14 +19,15 @@ def live() -> None:
     ui.kpi_tiles(data.overview(src, ui.period_ms()))
     table = data.shipment_table(src)
     on_road = table[table["status"].isin(ON_THE_ROAD)]
-    st.pydeck_chart(data.network_map(src, on_road, []), height=420, key="overview_map")
+    st.caption(f"On the road: {legend(on_road['status'].value_counts().to_dict())}", unsafe_allow_html=True)
+    st.pydeck_chart(data.network_map(src, on_road, [], ui.when, HEIGHT), height=HEIGHT, key="overview_map")
     st.subheader("Needs attention")
     attention = on_road[on_road["status"] != "on time"].sort_values(["status", "promised_ms"])
     if attention.empty:
         st.success("Every shipment on the road is on time and in range.")
         return
-    ui.table(attention[["shipment", "status", "lane", "customer", "cargo", "promised_ms", "late_by_min", "temp_c",
-                        "open_alerts", "worst"]], "attention")  # fmt: skip
+    ui.table(attention[["shipment", "status", "lane", "customer", "cargo", "promised_ms", "eta_ms", "late_by_min",
+                        "temp_c", "open_alerts", "worst"]], "attention")  # fmt: skip
 
 
 live()

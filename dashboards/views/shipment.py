@@ -1,6 +1,7 @@
-"""Shipment detail: status, the timeline from departure to delivery, the predicted arrival with its
-band against the promised time, the cargo temperature against its allowed range and the excursion
-budget used, and the trail replayed with a time slider. Opened with `/shipment?shipment=<id>`."""
+"""Shipment detail: found by shipment id, order or customer reference; status, the timeline from
+departure to delivery, the predicted arrival with its band against the promised time (frozen at
+delivery), the cargo temperature against its allowed range and the excursion budget used, and the
+trail replayed with a time slider. Opened with `/shipment?shipment=<id>`."""
 
 from __future__ import annotations
 
@@ -9,23 +10,36 @@ import pydeck as pdk
 import streamlit as st
 
 from dashboards import charts, data, ui
+from dashboards.maps import fit
 from dashboards.shipments import STATUS_COLOURS
-from tower.timeutil import rfc3339
 
+REPLAY_HEIGHT = 380
 st.title("Shipment")
 src = data.source()
 table = data.shipment_table(src)
 if table.empty:
     st.info("No shipments yet: they come from the operator's TMS (MQTT plans, `tower shipments import`, the API).")
     st.stop()
-ids = list(table.sort_values(["status", "promised_ms"])["shipment"])
+plans = data.master(src).plans
 wanted = st.query_params.get("shipment")
-chosen = st.selectbox("Shipment", ids, index=ids.index(wanted) if wanted in ids else 0, key="shipment_id")
+search, pick = st.columns([1, 2])
+needle = search.text_input("Find", key="shipment_search", placeholder="shipment id, order or customer reference")
+found = table.sort_values(["status", "promised_ms"])
+if needle:
+    words = needle.strip().lower()
+    found = found[[words in " ".join([s, o, c, *plans[s].shipment.references.values()]).lower()
+                   for s, o, c in zip(found["shipment"], found["order"], found["customer"], strict=True)]]  # fmt: skip
+ids = list(found["shipment"])
+if wanted in set(table["shipment"]) and wanted not in ids and not needle:
+    ids.insert(0, wanted)
+if not ids:
+    st.warning(f"No shipment matches '{needle}'.")
+    st.stop()
+labels = {row.shipment: f"{row.shipment} · {row.customer} · {row.order or 'no order'} · {row.status}"
+          for row in table.itertuples(index=False)}  # fmt: skip
+chosen = pick.selectbox("Shipment", ids, index=ids.index(wanted) if wanted in ids else 0, key="shipment_id",
+                        format_func=labels.get)  # fmt: skip
 st.query_params["shipment"] = chosen
-
-
-def _clock(ms: float | None) -> str:
-    return "–" if ms is None or pd.isna(ms) else rfc3339(int(ms))[:16].replace("T", " ")
 
 
 @ui.live_part
@@ -34,34 +48,42 @@ def live() -> None:
     plan, row = detail.plan, detail.row
     colour = "#{:02x}{:02x}{:02x}".format(*STATUS_COLOURS[row["status"]])
     st.markdown(f"### {chosen} · <span style='color:{colour}'>{row['status']}</span>", unsafe_allow_html=True)
-    st.caption(f"{plan.origin.id} → {plan.destination.id} ({row['customer']}) · lane {plan.lane} · {plan.cargo}")
-    eta = detail.eta.iloc[-1] if detail.eta is not None and not detail.eta.empty else None
-    tiles = st.columns(4)
-    tiles[0].metric("Promised", _clock(plan.promised_ms), border=True)
+    references = " · ".join(f"{k} {v}" for k, v in plan.shipment.references.items())
+    st.caption(f"{plan.origin.id} → {plan.destination.id} ({row['customer']}) · order {row['order'] or '–'} · lane "
+               f"{plan.lane} · {plan.cargo}" + (f" · {references}" if references else ""))  # fmt: skip
     arrived = pd.notna(row["arrival_ms"])
-    predicted = row["eta_ms"]
-    tiles[1].metric("Arrived" if arrived else "Predicted arrival", _clock(row["arrival_ms"] if arrived else predicted),
-                    border=True)  # fmt: skip
-    tiles[2].metric("Progress", f"{row['progress_pct']:.0f}% · {row['remaining_km']:.0f} km left", border=True)
-    tiles[3].metric("Open alerts", row["open_alerts"], border=True)
+    tiles = st.columns(4)
+    ui.tile(tiles[0], "Promised", ui.when(plan.promised_ms), "promised")
+    if arrived:
+        ui.tile(tiles[1], "Arrived", ui.when(row["arrival_ms"]), "arrival")
+    else:
+        ui.tile(tiles[1], "Predicted arrival", ui.when(row["eta_ms"]), "arrival",
+                help="the delay rule's central estimate; the chart shows its band")  # fmt: skip
+    ui.tile(tiles[2], "Progress", f"{row['progress_pct']:.0f}% · {row['remaining_km']:.0f} km left", "progress")
+    ui.tile(tiles[3], "Open alerts", f"{row['open_alerts']}" + (f" (worst {row['worst']})" if row["worst"] else ""),
+            "open_alerts")  # fmt: skip
 
+    eta = detail.eta.iloc[-1] if detail.eta is not None and not detail.eta.empty else None
     left, right = st.columns(2)
     with left:
         st.subheader("Predicted arrival")
         if eta is None:
             st.caption("No positions since departure yet.")
         else:
-            st.caption(f"Band {_clock(eta['eta_early_ms'])} to {_clock(eta['eta_late_ms'])}: between the plan's speed "
-                       "from now and the recent pace for twice as long; dashed: the promised time.")  # fmt: skip
-            st.altair_chart(charts.eta_band(detail.eta, plan.promised_ms), width="stretch")
+            frozen = " Frozen at delivery." if arrived else ""
+            st.caption(f"Band {ui.when(eta['eta_early_ms'])} to {ui.when(eta['eta_late_ms'])}: between the plan's "
+                       "speed from then and the recent pace for twice as long; dashed: the promised time."
+                       + frozen)  # fmt: skip
+            st.altair_chart(charts.eta_band(detail.eta, plan.promised_ms, ui.zone()), width="stretch")
     with right:
         st.subheader("Cargo temperature")
         cargo = plan.cargo_type
         if detail.budget_min is not None:
             used = detail.excursion_min / detail.budget_min
             st.progress(min(1.0, used), text=f"Excursion budget used: {detail.excursion_min:.0f} of "
-                                             f"{detail.budget_min:.0f} min")  # fmt: skip
-        st.altair_chart(charts.with_limits(detail.track, "temp_c", "°C", band=(cargo.min_c, cargo.max_c)),
+                                             f"{detail.budget_min:.0f} min" + (" in transit (frozen at delivery)"
+                                                                              if arrived else ""))  # fmt: skip
+        st.altair_chart(charts.with_limits(detail.track, "temp_c", "°C", ui.zone(), band=(cargo.min_c, cargo.max_c)),
                         width="stretch")  # fmt: skip
 
     st.subheader("Timeline")
@@ -76,23 +98,28 @@ def replay(detail: data.ShipmentDetail) -> None:
     if len(track) < 2:
         st.caption("Not enough positions to replay.")
         return
-    times = [pd.Timestamp(ts, unit="ms", tz="UTC").to_pydatetime() for ts in track["ts_ms"]]
-    at = st.select_slider("Time", times, value=times[-1], key="replay_at", format_func=lambda t: t.strftime("%H:%M"))
-    upto = track[track["ts_ms"] <= pd.Timestamp(at).value // 1_000_000]
+    times = [int(ts) for ts in track["ts_ms"]]
+    at = st.select_slider("Time", times, value=times[-1], key="replay_at", format_func=ui.when)
+    upto = track[track["ts_ms"] <= at]
     path = [[round(lon, 5), round(lat, 5)] for lat, lon in zip(upto["lat"], upto["lon"], strict=True)]
     here = upto.iloc[-1]
+    planned = [[lon, lat] for lat, lon in detail.plan.route.points]
     layers = [
-        pdk.Layer("PathLayer", data=[{"path": [[lon, lat] for lat, lon in detail.plan.route.points]}],
-                  get_path="path", get_color=[128, 128, 128, 140], width_min_pixels=2),
-        pdk.Layer("PathLayer", data=[{"path": path}], get_path="path", get_color=[30, 136, 229], width_min_pixels=3),
-        pdk.Layer("ScatterplotLayer", data=[{"position": [here["lon"], here["lat"]]}], get_position="position",
-                  get_fill_color=[*STATUS_COLOURS[detail.row["status"]], 255], get_radius=7, radius_units="pixels"),
+        pdk.Layer("PathLayer", id="planned", data=[{"path": planned}], get_path="path",
+                  get_color=[128, 128, 128, 140], width_min_pixels=2),
+        pdk.Layer("PathLayer", id="travelled", data=[{"path": path}], get_path="path",
+                  get_color=[*STATUS_COLOURS[detail.row["status"]], 230], width_min_pixels=4),
+        pdk.Layer("ScatterplotLayer", id="here", data=[{"position": [float(here["lon"]), float(here["lat"])]}],
+                  get_position="position", get_fill_color=[*STATUS_COLOURS[detail.row["status"]], 255],
+                  get_line_color=[255, 255, 255], stroked=True, line_width_min_pixels=2, get_radius=7,
+                  radius_units="'pixels'"),  # quoted: pydeck takes a bare string for an accessor expression
     ]  # fmt: skip
-    view = pdk.ViewState(latitude=float(track["lat"].mean()), longitude=float(track["lon"].mean()), zoom=8)
-    st.pydeck_chart(pdk.Deck(layers=layers, initial_view_state=view, map_style=None), height=380, key="replay_map")
+    view = fit([tuple(point) for point in planned], REPLAY_HEIGHT)
+    st.pydeck_chart(pdk.Deck(layers=layers, initial_view_state=view, map_style=None), height=REPLAY_HEIGHT,
+                    key="replay_map")  # fmt: skip
     shown = [f"{here[name]:.{digits}f} {unit}" for name, digits, unit in (("speed_kmh", 0, "km/h"), ("temp_c", 1, "°C"))
              if pd.notna(here[name])]  # fmt: skip
-    st.caption(f"At {at:%H:%M} UTC: {', '.join(shown) or 'position only'}")
+    st.caption(f"At {ui.when(at)}: {', '.join(shown) or 'position only'}")
 
 
 live()

@@ -33,8 +33,12 @@ def live() -> None:
         band = (
             (sensor["min_c"], sensor["max_c"]) if sensor["min_c"] is not None or sensor["max_c"] is not None else None
         )
-        left.altair_chart(charts.with_limits(frame, "temp_c", f"{sensor['zone']} °C", band=band), width="stretch")
-        right.altair_chart(charts.with_limits(frame, "humidity_pct", f"{sensor['zone']} humidity %"), width="stretch")
+        left.altair_chart(
+            charts.with_limits(frame, "temp_c", f"{sensor['zone']} °C", ui.zone(), band=band), width="stretch"
+        )
+        right.altair_chart(
+            charts.with_limits(frame, "humidity_pct", f"{sensor['zone']} humidity %", ui.zone()), width="stretch"
+        )
     st.subheader("Dock doors")
     doors = data.dock_activity(src, site, period)
     if not doors.empty:

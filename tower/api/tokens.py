@@ -20,24 +20,17 @@ import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tower.config import Settings
+from tower.roles import ROLES, Permission, Role, check_role
 from tower.yamlfile import FileError, load_model
 
 log = logging.getLogger("tower.api")
 
-Permission = Literal["read", "write", "ack", "resolve"]
-Role = Literal["viewer", "operator", "integration", "admin"]
-ROLES: dict[str, frozenset[str]] = {
-    "viewer": frozenset({"read"}),
-    "operator": frozenset({"read", "ack", "resolve"}),
-    "integration": frozenset({"read", "write", "ack"}),  # a TMS connector: shipments, and acknowledging
-    "admin": frozenset({"read", "write", "ack", "resolve"}),
-}
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 TOKEN_PREFIX = "tower_"  # lets secret scanners and people recognise a leaked token
 
@@ -78,12 +71,6 @@ class Caller:
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def check_role(role: str, where: str) -> str:
-    if role not in ROLES:
-        raise ValueError(f"{where}: '{role}' is not a role; use {', '.join(ROLES)}")
-    return role
 
 
 class Tokens:

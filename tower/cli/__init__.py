@@ -17,12 +17,13 @@ from pydantic import ValidationError
 from tower.access import ServiceRole
 from tower.contract import DeviceKind
 from tower.mqtt import BrokerUnavailable
+from tower.roles import PEOPLE_ROLES
 from tower.store import StoreUnavailable
 
 FORMATS = ("table", "csv", "json")
 # Optional dependencies by the extra that installs them (pyproject.toml): the collector's image has none.
 EXTRAS = {"apprise": "alerts", "influxdb_client": "influx", "urllib3": "influx", "streamlit": "dashboard",
-          "pydeck": "dashboard"}  # fmt: skip
+          "pydeck": "dashboard", "argon2": "dashboard"}  # fmt: skip
 BROKER_HELP = "mqtt[s]://[account:password@]host:port (default: $TOWER_BROKER)"
 
 
@@ -106,10 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     _api_commands(sub)
 
-    dashboard = sub.add_parser("dashboard", help="run the Streamlit control tower (maps, KPIs, shipments, alerts)")
+    dashboard = sub.add_parser("dashboard", help="run the Streamlit control tower (sign-in with roles: tower users)")
+    dashboard.add_argument("--host", help="address to listen on (default: $TOWER_DASHBOARD_HOST or 127.0.0.1)")
     dashboard.add_argument("--port", type=int, default=8501, help="HTTP port (default: 8501)")
     _store_option(dashboard)
     dashboard.set_defaults(run="commands:dashboard")
+    _user_commands(sub)
 
     health = sub.add_parser("health", help="exit 0 if a service here is alive (container healthchecks)")
     health.add_argument("service", choices=("ingest", "alerts", "dashboard"))
@@ -225,6 +228,23 @@ def _api_commands(sub: argparse._SubParsersAction) -> None:
     remove = token_sub.add_parser("remove", help="revoke a token")
     remove.add_argument("name", metavar="NAME")
     remove.set_defaults(run="api:remove")
+
+
+def _user_commands(sub: argparse._SubParsersAction) -> None:
+    users = sub.add_parser("users", help="the dashboard's users and their roles: add, list, remove")
+    users_sub = users.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = users_sub.add_parser("add", help="add a user; the password is asked for (or read from standard input)")
+    add.add_argument("name", metavar="NAME", help="as audit trails will name them (an e-mail for --identity-provider)")
+    add.add_argument("--role", required=True, choices=PEOPLE_ROLES,
+                     help="viewer: read; operator: + acknowledge/resolve alerts; admin: + silences, users")  # fmt: skip
+    add.add_argument("--identity-provider", action="store_true",
+                     help="no password: signs in through OIDC (st.login), this file gives the role")  # fmt: skip
+    add.set_defaults(run="users:add")
+    listing = users_sub.add_parser("list", help="user names, roles, how they sign in (never a password or hash)")
+    listing.set_defaults(run="users:list_users")
+    remove = users_sub.add_parser("remove", help="remove a user")
+    remove.add_argument("name", metavar="NAME")
+    remove.set_defaults(run="users:remove")
 
 
 def _alert_commands(sub: argparse._SubParsersAction) -> None:

@@ -80,15 +80,18 @@ def broker(args: argparse.Namespace) -> int:
 
 
 def dashboard(args: argparse.Namespace) -> int:
-    """`streamlit run dashboards/app.py`, headless, with the store and data directory passed on."""
-    settings = load_settings(store=args.store)
+    """`streamlit run dashboards/app.py`, headless, on loopback unless told otherwise, with the store
+    and data directory passed on; visitors see no error details (dashboards/ui.py logs them)."""
+    settings = load_settings(store=args.store, dashboard_host=args.host)
     for module in ("streamlit", "pydeck"):  # imported by the Streamlit process, not this one: check here
         if importlib.util.find_spec(module) is None:
             raise ModuleNotFoundError(module, name=module)
     app = Path(importlib.util.find_spec("dashboards").origin).parent / "app.py"  # in the source tree or installed
     env = {**os.environ, "TOWER_STORE": settings.store, "TOWER_DATA_DIR": str(settings.data_dir.resolve())}
-    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
-               "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", settings.dashboard_host,
+               "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--client.showErrorDetails", "none", "--client.toolbarMode", "viewer",
+               "--server.fileWatcherType", "none"]  # fmt: skip
     os.execve(sys.executable, command, env)  # Streamlit takes this process: stop signals reach it, no orphan
 
 
@@ -126,6 +129,23 @@ def _demo_accounts(local: LocalBroker) -> dict[str, str]:
     return urls
 
 
+def _demo_user(data_dir: Path) -> Path:
+    """A dashboard user `demo` (admin) with a fresh password per demo run, kept in a file only its owner reads."""
+    import secrets
+
+    from dashboards.users import add_user, read_users, remove_user
+
+    settings = load_settings(data_dir=data_dir)
+    if any(user.name == "demo" for user in read_users(settings.users_file).users):
+        remove_user(settings.users_file, "demo")
+    password = secrets.token_urlsafe(12)
+    add_user(settings.users_file, "demo", "admin", password, rfc3339(now_ms()))
+    kept = data_dir / "dashboard-password"
+    with open(os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(password + "\n")
+    return kept
+
+
 def demo(args: argparse.Namespace) -> int:
     """Broker, collector, alert engine and the default scenario (at 60x, ending now) as child processes."""
     from simulators.run import default_start_ms
@@ -140,6 +160,8 @@ def demo(args: argparse.Namespace) -> int:
     start = rfc3339(default_start_ms(load_scenario("default").duration, speed, now_ms()))
     MasterStore(settings.master_db).sync_network_file(DEFAULT_SCENARIO)  # the dashboard shows the sites at once
     done = stop_event()  # before any child starts: SIGTERM must never end this process without them
+    dashboard_url = f"http://127.0.0.1:{dashboard_port}"  # where it listens (loopback), and so the working link
+    password_file = _demo_user(data_dir)
     # As production runs it, minus TLS on loopback: no anonymous clients, an account per service.
     # Children stop first (the collector flushes while the broker is still up), then the broker.
     with LocalBroker(data_dir / "broker", port=port, persistence=True, accounts=True) as local, Children() as children:
@@ -149,7 +171,7 @@ def demo(args: argparse.Namespace) -> int:
             "TOWER_MQTT_PROTOCOL": local.protocol,
             "TOWER_STORE": settings.store,
             "TOWER_NETWORK": str(DEFAULT_SCENARIO),  # a scenario's network part serves as the network file
-            "TOWER_DASHBOARD_URL": f"http://localhost:{dashboard_port}",  # the links in notifications
+            "TOWER_DASHBOARD_URL": dashboard_url,  # the links in notifications
         }
         logs = data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -168,7 +190,7 @@ def demo(args: argparse.Namespace) -> int:
         store = redact_url(settings.store)
         print(
             f"Control Tower demo running: {local.name} on {local.url} (accounts only), store {store}\n"
-            f"  dashboard:   http://localhost:{dashboard_port}\n"
+            f"  dashboard:   {dashboard_url}   (user demo, password: cat {password_file})\n"
             f"  logs:        {logs}/\n"
             f"  devices:     tower devices --store {store}\n"
             f"  add one:     tower devices add ID --kind shipment "

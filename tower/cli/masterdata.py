@@ -5,22 +5,23 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from alerts.book import AlertBook
-from alerts.rules import load_rules
-from alerts.shipment_view import RuleRoles, ShipmentView, shipment_views
 from tower.cli.output import print_frame
 from tower.config import load_settings
 from tower.masterdata.files import load_network_file, read_shipments_csv
-from tower.masterdata.model import Shipment, StatusEvent
+from tower.masterdata.model import Network, Shipment, StatusEvent
 from tower.masterdata.store import MasterStore
-from tower.store import open_store
+from tower.masterdata.view import MasterData
 from tower.timeutil import now_ms, rfc3339
 
-_SHIPMENT_COLUMNS = ["id", "tracker", "route", "cargo", "departure", "promised", "status", "progress", "eta", "order",
-                     "customer"]  # fmt: skip
+if TYPE_CHECKING:
+    from alerts.shipment_view import ShipmentView
+
+_SHIPMENT_COLUMNS = ["id", "tracker", "route", "cargo", "departure", "promised", "status", "order", "customer",
+                     "progress", "eta", "open_alerts"]  # fmt: skip
 
 
 def _store() -> MasterStore:
@@ -78,10 +79,37 @@ def import_shipments(args: argparse.Namespace) -> int:
 
 
 def list_shipments(args: argparse.Namespace) -> int:
-    shipments = _store().shipments(args.status, args.limit)
-    print_frame(_frame(shipments, _standing()), args.format,
-                "no shipments (tower shipments import FILE.csv, MQTT plans, the API)")  # fmt: skip
+    store = _store()
+    shipments = store.shipments(args.status, args.limit)
+    frame = _frame(shipments, _standing(store.snapshot().network, shipments))
+    print_frame(frame, args.format, "no shipments (tower shipments import FILE.csv, MQTT plans, the API)")
     return 0
+
+
+def _standing(network: Network, shipments: list[Shipment]) -> dict[str, ShipmentView]:
+    """Where each shipment stands (progress, ETA, open alerts), as the dashboard and the API judge it
+    (alerts.shipment_view), as of the newest reading in the store (the wall clock without one)."""
+    from alerts.book import AlertBook
+    from alerts.rules import load_rules
+    from alerts.shipment_view import RuleRoles, shipment_views
+    from tower.store import open_store
+
+    settings = load_settings()
+    plans = MasterData(network, {s.id: s for s in shipments if network.problem_with(s) is None}).plans
+    try:
+        readings = open_store(settings.store, settings, must_exist=True)
+    except ValueError:  # no store yet: nothing has reported
+        as_of = now_ms()
+    else:
+        as_of = max((d.last_seen_ms for d in readings.devices() if d.last_seen_ms is not None), default=now_ms())
+        readings.close()
+    book = AlertBook(settings.alerts_db)
+    try:
+        views = shipment_views(plans, book.tracking(), book.alerts("open", limit=1_000_000),
+                               RuleRoles.of(load_rules(settings.alert_rules)), as_of)  # fmt: skip
+    finally:
+        book.close()
+    return {view.shipment: view for view in views}
 
 
 def show_shipment(args: argparse.Namespace) -> int:
@@ -91,7 +119,7 @@ def show_shipment(args: argparse.Namespace) -> int:
         raise ValueError(f"no shipment '{args.shipment_id}' (see 'tower shipments list')")
     master = store.snapshot()
     problem = master.network.problem_with(shipment)
-    view = _standing().get(args.shipment_id)
+    view = _standing(master.network, [shipment]).get(args.shipment_id)
     standing = {key: rfc3339(value) if key.endswith("_ms") and value is not None else value
                 for key, value in asdict(view).items()} if view else None  # fmt: skip
     if args.format == "json":
@@ -121,33 +149,23 @@ def cancel_shipment(args: argparse.Namespace) -> int:
     return 0
 
 
-def _standing() -> dict[str, ShipmentView]:
-    """Where each shipment stands, by the read model the dashboard and the API use, as of the newest
-    event time in the store (the wall clock without one)."""
-    settings = load_settings()
-    try:
-        store = open_store(settings.store, settings, must_exist=True)
-        as_of = max((d.last_seen_ms for d in store.devices() if d.last_seen_ms is not None), default=now_ms())
-        store.close()
-    except ValueError:  # no store yet: nothing has reported
-        as_of = now_ms()
-    book = AlertBook(settings.alerts_db)
-    views = shipment_views(_store().snapshot().plans, book.tracking(), book.alerts("open", limit=1_000_000),
-                           RuleRoles.of(load_rules(settings.alert_rules)), as_of)  # fmt: skip
-    book.close()
-    return {view.shipment: view for view in views}
-
-
 def _frame(shipments: list[Shipment], standing: dict[str, ShipmentView]) -> pd.DataFrame:
-    rows = []
-    for s in shipments:
-        view = standing.get(s.id)
-        rows.append({
+    rows = [
+        {
             "id": s.id, "tracker": s.tracker, "route": s.lane or f"{s.origin}>{s.destination}", "cargo": s.cargo,
             "departure": pd.Timestamp(s.departure, unit="ms", tz="UTC"),
-            "promised": pd.Timestamp(s.promised, unit="ms", tz="UTC"), "status": s.status.value,
-            "progress": view.status if view else "not tracked (see show)",
-            "eta": pd.Timestamp(view.eta_ms, unit="ms", tz="UTC") if view and view.eta_ms else pd.NaT,
-            "order": s.order, "customer": s.customer,
-        })  # fmt: skip
+            "promised": pd.Timestamp(s.promised, unit="ms", tz="UTC"), "status": s.status.value, "order": s.order,
+            "customer": s.customer,
+            **_where(standing.get(s.id)),
+        }
+        for s in shipments
+    ]  # fmt: skip
     return pd.DataFrame(rows, columns=_SHIPMENT_COLUMNS)
+
+
+def _where(view: ShipmentView | None) -> dict:
+    if view is None:  # the network cannot resolve it (tower shipments show ID says why)
+        return {"progress": "", "eta": None, "open_alerts": None}
+    eta = view.arrival_ms if view.arrival_ms is not None else view.eta_ms
+    return {"progress": view.status, "eta": pd.Timestamp(eta, unit="ms", tz="UTC") if eta is not None else None,
+            "open_alerts": view.open_alerts}  # fmt: skip

@@ -1,0 +1,158 @@
+"""The dashboard's users: names, roles (tower.roles, the HTTP API's role names) and argon2 password
+hashes in a YAML file (`$TOWER_DASHBOARD_USERS_FILE`, by default `$TOWER_DATA_DIR/dashboard-users.yaml`,
+mode 600), managed with `tower users add|remove|list`, which never print a password or a hash.
+
+A user without a password signs in only through the identity provider (OIDC, Streamlit's
+`st.login`): the provider says who they are (their e-mail is the name), this file says what they
+may do. The file is re-read when it changes, so a user removed is refused at their next sign-in.
+No Streamlit here: the CLI imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tower.roles import PEOPLE_ROLES, ROLES, Permission, check_role
+from tower.yamlfile import FileError, load_model
+
+log = logging.getLogger("tower.dashboard")
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")]  # an e-mail for OIDC users
+MIN_PASSWORD = 10
+_hasher = PasswordHasher()  # argon2id with the library's current parameters (about 50 ms, 64 MiB a check)
+_DUMMY = _hasher.hash("no such user")  # an unknown name costs a check too: the time tells nothing
+
+
+class UserEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    role: str
+    password: str | None = Field(None, description="argon2 hash; none: signs in through the identity provider")
+    created: str = ""
+
+    @model_validator(mode="after")
+    def _known_role(self) -> UserEntry:
+        check_role(self.role, f"user {self.name}", PEOPLE_ROLES)
+        return self
+
+
+class UserFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    users: tuple[UserEntry, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> UserFile:
+        names = [entry.name.lower() for entry in self.users]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"user names used twice: {', '.join(twice)}")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Who is signed in: the name audit trails record, and the role that says what they may do."""
+
+    name: str
+    role: str
+
+    def may(self, permission: Permission) -> bool:
+        return permission in ROLES[self.role]
+
+
+def read_users(path: Path) -> UserFile:
+    """The users file; none if it does not exist. FileError (`file:line: problem`) if it is bad."""
+    if not path.exists():
+        return UserFile()
+    return load_model(path, UserFile, "users file")
+
+
+class Users:
+    """The users file as the dashboard checks sign-ins against it, re-read when it changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._state: tuple[int, int] | None = None
+        self._by_name: dict[str, UserEntry] = {}
+
+    def __len__(self) -> int:
+        self._reload()
+        return len(self._by_name)
+
+    def check_password(self, name: str, password: str) -> Person | None:
+        """The person, if the name is a user with a password and it is theirs."""
+        self._reload()
+        entry = self._by_name.get(name.strip().lower())
+        try:
+            _hasher.verify(entry.password if entry and entry.password else _DUMMY, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        return Person(entry.name, entry.role) if entry and entry.password else None
+
+    def known(self, name: str) -> Person | None:
+        """The person for a name the identity provider vouched for, if the file lists them."""
+        self._reload()
+        entry = self._by_name.get(name.strip().lower())
+        return Person(entry.name, entry.role) if entry else None
+
+    def _reload(self) -> None:
+        """Read the file if it changed; a bad file is logged and the users stay as they were."""
+        try:
+            stat = self.path.stat()
+            state = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            state = (0, 0)
+        with self._lock:
+            if state == self._state:
+                return
+            try:
+                entries = read_users(self.path).users
+            except FileError as problem:
+                log.error("%s; keeping the users as they were", problem)
+                return
+            self._state = state
+            self._by_name = {entry.name.lower(): entry for entry in entries}
+
+
+def add_user(path: Path, name: str, role: str, password: str | None, created: str) -> None:
+    """Add a user with a password (kept as its argon2 hash), or none for an identity-provider user."""
+    current = read_users(path)
+    if any(entry.name.lower() == name.lower() for entry in current.users):
+        raise ValueError(f"a user named '{name}' exists; remove it first (tower users remove {name})")
+    if password is not None and len(password) < MIN_PASSWORD:
+        raise ValueError(f"the password is too short: at least {MIN_PASSWORD} characters")
+    entry = UserEntry(name=name, role=check_role(role, "--role", PEOPLE_ROLES),
+                      password=_hasher.hash(password) if password is not None else None, created=created)  # fmt: skip
+    _write(path, UserFile(users=(*current.users, entry)))
+
+
+def remove_user(path: Path, name: str) -> None:
+    current = read_users(path)
+    kept = tuple(entry for entry in current.users if entry.name.lower() != name.lower())
+    if len(kept) == len(current.users):
+        raise ValueError(f"no user named '{name}' in {path} (see 'tower users list')")
+    _write(path, UserFile(users=kept))
+
+
+def _write(path: Path, users: UserFile) -> None:
+    """Replace the file in one step (the dashboard never reads half of it), readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "# Control Tower dashboard users: argon2 hashes only. Manage with 'tower users add|list|remove'.\n"
+    text += yaml.safe_dump(users.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    partial = path.with_name(f".{path.name}.tmp")
+    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(text)
+    os.replace(partial, path)
