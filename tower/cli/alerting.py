@@ -59,7 +59,7 @@ def show_alert(args: argparse.Namespace) -> int:
 
 def act_on_alert(args: argparse.Namespace) -> int:
     action = "acknowledge" if args.action == "ack" else args.action
-    alert = _book(load_settings()).act(args.alert_id, action, args.by, args.note, now_ms())
+    alert = _book(load_settings()).act(args.alert_id, action, args.by, args.note, now_ms(), via="cli")
     print(f"{alert['id']} {alert['status']} by {args.by}")
     return 0
 
