@@ -172,18 +172,13 @@ class AlertBook:
                 return self._reopen(flapping, change)
             alert_id = self._insert(change, "firing", wall_ms, group_window_ms)
             return Event(self.get(alert_id), "firing") if alert_id else None
-        if current["status"] == "pending":
-            self._update(
-                current,
-                status="firing",
-                fired_ms=change.at_ms,
-                raised_wall_ms=wall_ms,
-                severity=severity,
-                value=change.value,
-                detail=change.detail,
-                group_id=self._group_for(current["group_key"], change.at_ms, group_window_ms, current["id"]),
-            )
-            self._transition(current["id"], change.at_ms, "firing", ENGINE, change.detail)
+        if current["fired_ms"] is None:  # pending until now (a person may have acknowledged it already)
+            status = "firing" if current["status"] == "pending" else current["status"]
+            group = self._group_for(current["group_key"], change.at_ms, group_window_ms, current["id"])
+            self._update(current, status=status, fired_ms=change.at_ms, raised_wall_ms=wall_ms, severity=severity,
+                         value=change.value, detail=change.detail, group_id=group)  # fmt: skip
+            note = change.detail if status == "firing" else f"fired: {change.detail}"
+            self._transition(current["id"], change.at_ms, status, ENGINE, note)
             return Event(self.get(current["id"]), "firing")
         risen = Severity.of(current["severity"]) < change.severity
         self._update(

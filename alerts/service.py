@@ -132,7 +132,9 @@ class AlertService:
     def _escalate(self, alert: dict, wall_ms: int) -> list[Notice]:
         """Every escalation step of a group's lead that is due and not yet done, unless silenced."""
         policy = self.oncall.policy_for(alert) if self.oncall else None
-        if policy is None or self.deliverer is None or alert["group_id"] not in (None, alert["id"]):
+        if policy is None or self.deliverer is None or alert["status"] != "firing":
+            return []
+        if alert["group_id"] not in (None, alert["id"]):  # a member: its group's lead is notified
             return []
         due = due_steps(policy, alert["raised_wall_ms"], wall_ms, self.book.escalation_steps_done(alert["id"]))
         if not due or self.book.silenced_by(alert, wall_ms) is not None:
