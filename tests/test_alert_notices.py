@@ -8,6 +8,7 @@ receiver and headless Chromium."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 
 import httpx
@@ -28,6 +29,7 @@ from tests.test_master_data import NORDIC, _drive, plan
 from tower.contract import DeviceKind, Reading
 from tower.domain import Severity
 from tower.masterdata.model import Shipment
+from tower.config import load_settings
 from tower.masterdata.view import MasterData
 
 MIN = 60_000
@@ -69,8 +71,6 @@ def desk(tmp_path, start_api):
     """An alert service on a data dir that a real `tower api` serves, with Anna on call."""
     with WebhookReceiver() as webhook:
         api = start_api(tmp_path, TOWER_API_TOKEN="desk-secret-1", TOWER_API_TOKEN_NAME="desk")
-        from tower.config import load_settings
-
         links = AckLinks(link_key(load_settings(data_dir=tmp_path)), api.url, 3600)
         deliverer = Deliverer(tmp_path / "alerts.db", attempts=1)
         book = AlertBook(tmp_path / "alerts.db")
@@ -89,7 +89,8 @@ def test_three_notices_carry_place_zone_runbook_and_a_link_that_acknowledges_as_
                                  shock_g=7.5 if minute == 14 else 0.2), wall)  # fmt: skip
     service.deliverer.wait_idle()
     bodies = sorted(webhook.bodies("/anna"), key=lambda body: body["message"].split("Since: ")[1])  # sent in parallel
-    assert [b["title"] for b in bodies] == ["[MAJOR] door-open: S-1", "[MAJOR] too-warm: S-1", "[MAJOR] hard-shock: S-1"]
+    titles = ["[MAJOR] door-open: S-1", "[MAJOR] too-warm: S-1", "[MAJOR] hard-shock: S-1"]
+    assert [b["title"] for b in bodies] == titles
     for body in bodies:
         text = body["message"]
         assert re.search(r"Where: 59\.\d{4}, 10\.\d{4}, near Oslo Alnabru terminal \(\d+ km\); bound for "
@@ -124,8 +125,6 @@ def test_a_link_expires_and_names_no_one_else():
     assert links.read(token) == ("a1", "anna")
     with pytest.raises(LinkError, match="not valid"):
         AckLinks("another-key", "http://tower.example", 60).read(token)
-    import time
-
     time.sleep(1.1)
     with pytest.raises(LinkError, match="expired"):
         links.read(token)

@@ -1,5 +1,6 @@
 """The README's run command: `tower demo` brings up broker, collector, alert engine, simulator, dashboard
-and API (its real port handed to the engine for the links in notices), and stops cleanly; it and `tower dashboard` leave no process behind, Streamlit's included."""
+and API (its real port handed to the engine for the links in notices), and stops cleanly; it and
+`tower dashboard` leave no process behind, Streamlit's included."""
 
 from __future__ import annotations
 
