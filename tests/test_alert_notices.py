@@ -26,16 +26,19 @@ from tests.browser import SCREENSHOTS, chromium
 from tests.conftest import wait_until
 from tests.receivers import WebhookReceiver
 from tests.test_master_data import NORDIC, _drive, plan
+from tower.config import load_settings
 from tower.contract import DeviceKind, Reading
 from tower.domain import Severity
 from tower.masterdata.model import Shipment
-from tower.config import load_settings
 from tower.masterdata.view import MasterData
 
 MIN = 60_000
 DEPARTURE = int(datetime(2026, 1, 15, 7, 0, tzinfo=UTC).timestamp() * 1000)  # 08:00 in Oslo (CET)
-RUNBOOK = {"owner": "transport desk", "respond_within": "10m", "steps": ["Call the driver of {shipment}",
-                                                                         "Tell {customer} about order {order}"]}
+RUNBOOK = {
+    "owner": "transport desk",
+    "respond_within": "10m",
+    "steps": ["Call the driver of {shipment}", "Tell {customer} about order {order}"],
+}
 RULES = RuleSet.model_validate({"rules": [
     {"id": "door-open", "type": "threshold", "scope": {"kind": "shipment"}, "field": "door_open", "equals": True,
      "runbook": RUNBOOK},
@@ -154,8 +157,14 @@ def test_a_flapping_signal_pages_once_and_its_resolution_waits_for_quiet(desk):
     service.deliverer.wait_idle()
     assert [b["title"] for b in webhook.bodies("/anna")] == ["[MAJOR] too-warm: S-1"]
     (alert,) = service.book.alerts("all")
-    assert [row["status"] for row in service.book.history(alert["id"])] == ["firing", "resolved", "firing",
-                                                                            "resolved", "firing", "resolved"]
+    assert [row["status"] for row in service.book.history(alert["id"])] == [
+        "firing",
+        "resolved",
+        "firing",
+        "resolved",
+        "firing",
+        "resolved",
+    ]
     for minute in range(9, 20):  # quiet for the rule's quiet period (10 min): now it is over
         service.observe(_reading(minute, temp_c=0.6), wall)
         service.tick(wall)
