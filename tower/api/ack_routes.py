@@ -19,13 +19,15 @@ from tower.api.backend import Backend
 from tower.timeutil import now_ms, rfc3339
 
 Token = Path(max_length=512, description="the signed token from the link")
+PAGES = {400: {"description": "a forged, damaged or expired link (an HTML page saying so)"},
+         404: {"description": "the alert is no longer in the alert book"}}  # fmt: skip
 
 
 def routes(backend: Backend, links: AckLinks, dashboard_url: str) -> APIRouter:
-    router = APIRouter(prefix="/ack", tags=["alerts"], include_in_schema=True)
+    router = APIRouter(prefix="/ack", tags=["alerts"])
 
     @router.get("/{token}", summary="The one-click acknowledgement page (acknowledges by posting itself)",
-                response_class=HTMLResponse)  # fmt: skip
+                response_class=HTMLResponse, responses=PAGES)  # fmt: skip
     def ack_page(token: str = Token) -> HTMLResponse:
         try:
             alert_id, contact = links.read(token)
@@ -42,7 +44,8 @@ def routes(backend: Backend, links: AckLinks, dashboard_url: str) -> APIRouter:
         return _page(f"Acknowledging {alert_id}", f"{_summary(alert)}<p>Acknowledging as {escape(contact)}…</p>"
                      f"{form}", raw=True)  # fmt: skip
 
-    @router.post("/{token}", summary="Acknowledge as the contact the link was sent to", response_class=HTMLResponse)
+    @router.post("/{token}", summary="Acknowledge as the contact the link was sent to", response_class=HTMLResponse,
+                 responses=PAGES)  # fmt: skip
     def ack(token: str = Token) -> HTMLResponse:
         try:
             alert_id, contact = links.read(token)
