@@ -44,12 +44,17 @@ def show_alert(args: argparse.Namespace) -> int:
     runbook = alert["runbook"]
     _print(f"{alert['id']}  [{alert['severity']}] {alert['rule']} on {alert['entity']}: {alert['status']}")
     _print(f"  {alert['detail']}")
+    if alert["resolution"]:
+        _print(f"  ended: {alert['resolution']}")
+    if alert["group_id"] not in (None, alert["id"]):
+        _print(f"  grouped with {alert['group_id']} (same rule, same place; notified through it)")
     _print(f"  runbook: {runbook['owner']}, respond within {runbook['respond_within'] // 60_000} min")
     for number, step in enumerate(runbook["steps"], 1):
         _print(f"    {number}. {step}")
     _print("  history:")
     for row in history:
-        _print(f"    {rfc3339(row['at_ms'])}  {row['status']:<12} {row['actor']:<10} {row['note']}")
+        via = f" (via {row['via']})" if row["via"] else ""
+        _print(f"    {rfc3339(row['at_ms'])}  {row['status']:<12} {row['actor']:<10} {row['note']}{via}")
     for row in deliveries:
         outcome = "delivered" if row["ok"] else f"failed: {row['error']}"
         _print(f"    {rfc3339(row['at_ms'])}  notify step {row['step']} {row['recipient']} via {row['service']}: "
