@@ -21,7 +21,6 @@ published; the topic has to.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import hashlib
 import json
@@ -31,6 +30,7 @@ import pickle
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +56,7 @@ from tower.timeutil import now_ms
 log = logging.getLogger("tower.alerts")
 ALERTS_TOPIC = f"{TOPIC_ROOT}/alerts"
 _TICK_S = 1.0
+_ACKS_PER_MESSAGE = 50  # PUBACKs paho's thread sends with each message it takes
 
 
 def alert_topic(alert_id: str) -> str:
@@ -119,6 +120,8 @@ class Engine:
         self.settings = settings
         fresh, self.fingerprint = build_evaluator(settings)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        for partial in settings.data_dir.glob(f"{settings.alerts_state.stem}.*.tmp"):  # a writer killed mid-way
+            partial.unlink(missing_ok=True)
         restored = restore(settings.alerts_state, fresh, self.fingerprint)
         self.evaluator = restored.evaluator
         self.master = LiveMaster(MasterStore(settings.master_db), settings.network)
@@ -139,6 +142,8 @@ class Engine:
         )  # fmt: skip
         self._inbox: queue.Queue[_Message] = queue.Queue()
         self._unacked: dict[int, int] = {}  # packet id -> qos of messages evaluated, in order, awaiting a snapshot
+        self._acks: deque[tuple[int, int]] = deque()  # held by a written snapshot, to be acknowledged
+        self._ack_lock = threading.Lock()
         self._in_snapshot = set(restored.unacked)  # evaluated before the restart, maybe redelivered
         self._writer: tuple[int, list[tuple[int, int]]] | None = None  # (pid, what it covers) of a snapshot child
         self.failed = False
@@ -159,8 +164,10 @@ class Engine:
                     log.error("the MQTT network loop stopped; exiting so that a supervisor restarts the engine")
                     self.failed = True
                     break
-                with contextlib.suppress(queue.Empty):
+                try:
                     self._handle(self._inbox.get(timeout=_TICK_S / 4))
+                except queue.Empty:
+                    self._send_acks()  # the stream pauses: paho's thread takes no message to send them with
                 self._reap_writer()
                 now = time.monotonic()
                 if now - last_tick >= _TICK_S:
@@ -181,13 +188,14 @@ class Engine:
 
     @property
     def _ack_batch(self) -> int:
-        return max(1, self.settings.alerts_inflight_max // 2)
+        return max(1, self.settings.alerts_inflight_max * 3 // 4)
 
     def _stop(self) -> None:
         """Snapshot what was evaluated and acknowledge it, then leave; what waits unevaluated in the inbox
         was not acknowledged, so the broker sends it again on the next start."""
         self._reap_writer(wait=True)
         self._snapshot(background=False)
+        self._send_acks()
         self.client.disconnect()
         self.client.loop_stop()
         if self.deliverer:
@@ -229,10 +237,18 @@ class Engine:
                       os.waitstatus_to_exitcode(status))  # fmt: skip
 
     def _acknowledge(self, covered: list[tuple[int, int]]) -> None:
-        """PUBACK, in the order received, the messages a written snapshot holds."""
+        """The messages a written snapshot holds may be acknowledged (PUBACK in the order received)."""
         for mid, qos in covered:
             if self._unacked.pop(mid, None) is not None and qos:
-                self.client.ack(mid, qos)
+                self._acks.append((mid, qos))
+
+    def _send_acks(self, at_most: int | None = None) -> None:
+        """PUBACK what snapshots hold, in order. While messages flow, paho's thread sends a few with
+        each message it takes (the PUBACKs then leave with its next write, no wake-up of its loop per
+        ack); the engine thread sends the rest when the stream pauses."""
+        with self._ack_lock:
+            for _ in range(len(self._acks) if at_most is None else min(at_most, len(self._acks))):
+                self.client.ack(*self._acks.popleft())
 
     def _handle(self, message: _Message) -> None:
         if message.dup and (message.mid in self._unacked or message.mid in self._in_snapshot):
@@ -277,6 +293,8 @@ class Engine:
         self.subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
+        if self._acks:
+            self._send_acks(_ACKS_PER_MESSAGE)
         try:
             taken = self._take(message)
         except Exception as error:  # one message must not stop the engine; ingest dead-letters it
