@@ -31,7 +31,7 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -65,13 +65,11 @@ def alert_topic(alert_id: str) -> str:
 
 @dataclass
 class Snapshot:
-    """The rule state, the number of the last input it holds, and the packet ids of the messages it
-    holds that were not yet acknowledged when it was taken (their redelivery is skipped)."""
+    """The rule state and the number of the last input it holds."""
 
     fingerprint: str
     evaluator: RuleEvaluator
     seq: int | None = None
-    unacked: list[int] = field(default_factory=list)
 
 
 def build_evaluator(settings: Settings) -> tuple[RuleEvaluator, str]:
@@ -110,7 +108,6 @@ def snapshot(path: Path, state: Snapshot) -> None:
 class _Message:
     mid: int
     qos: int
-    dup: bool
     readings: list | None = None  # decoded readings, or
     ack: tuple[str, str, bytes] | None = None  # (alert id, account, payload) of an acknowledgement
 
@@ -144,7 +141,6 @@ class Engine:
         self._unacked: dict[int, int] = {}  # packet id -> qos of messages evaluated, in order, awaiting a snapshot
         self._acks: deque[tuple[int, int]] = deque()  # held by a written snapshot, to be acknowledged
         self._ack_lock = threading.Lock()
-        self._in_snapshot = set(restored.unacked)  # evaluated before the restart, maybe redelivered
         self._writer: tuple[int, list[tuple[int, int]]] | None = None  # (pid, what it covers) of a snapshot child
         self.failed = False
         self.subscribed = threading.Event()
@@ -206,7 +202,7 @@ class Engine:
 
     def _snapshot(self, background: bool) -> None:
         covered = list(self._unacked.items())
-        state = Snapshot(self.fingerprint, self.evaluator, self.service.seq, [mid for mid, _ in covered])
+        state = Snapshot(self.fingerprint, self.evaluator, self.service.seq)
         if background and hasattr(os, "fork"):
             pid = os.fork()
             if pid == 0:  # the child: only this thread exists here; it writes the file and leaves
@@ -251,12 +247,7 @@ class Engine:
                 self.client.ack(*self._acks.popleft())
 
     def _handle(self, message: _Message) -> None:
-        if message.dup and (message.mid in self._unacked or message.mid in self._in_snapshot):
-            self._in_snapshot.discard(message.mid)  # evaluated already (before a reconnect or a restart)
-            self._unacked.setdefault(message.mid, message.qos)
-            return
-        self._in_snapshot.discard(message.mid)
-        if message.readings:
+        if message.readings:  # a redelivery of what the state holds is all duplicates: it changes nothing
             self.service.observe_input(message.readings, now_ms())
         elif message.ack is not None:
             self._take_acknowledgement(*message.ack)
@@ -299,7 +290,7 @@ class Engine:
             taken = self._take(message)
         except Exception as error:  # one message must not stop the engine; ingest dead-letters it
             log.warning("ignored a message the decoder failed on (%s: %s)", type(error).__name__, str(error)[:200])
-            taken = _Message(message.mid, message.qos, bool(message.dup))
+            taken = _Message(message.mid, message.qos)
         self._inbox.put(taken)  # every message, used or not, is acknowledged in its turn
 
     def _take(self, message: mqtt.MQTTMessage) -> _Message:
@@ -307,9 +298,9 @@ class Engine:
         if topic.startswith(ALERTS_TOPIC + "/"):
             parts = topic.split("/")  # tower/v1/alerts/<id>/ack/<account>
             ack = (parts[3], parts[5], message.payload) if len(parts) == 6 and parts[4] == "ack" else None
-            return _Message(message.mid, message.qos, bool(message.dup), ack=ack)
+            return _Message(message.mid, message.qos, ack=ack)
         batch = self.decoder.decode(topic, message.payload, now_ms())
-        return _Message(message.mid, message.qos, bool(message.dup), readings=batch.readings)  # bad ones: ingest's
+        return _Message(message.mid, message.qos, readings=batch.readings)  # bad ones: ingest's
 
 
 def run(settings: Settings) -> int:

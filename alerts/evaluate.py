@@ -120,6 +120,7 @@ class RuleEvaluator:
         self._tracked: set[str] = set()  # devices whose tracking changed since `tracking_changes`
         self.watermark_ms = 0
         self.too_late = 0
+        self.placed = 0  # readings that changed the state: neither duplicates nor too late
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "master": None}  # master data lives in its own store, not in a snapshot
@@ -150,6 +151,7 @@ class RuleEvaluator:
         if device.readings and (ts < device.readings[0][0] and len(device.readings) >= REORDER_DEPTH):
             self.too_late += 1
             return changes + self._scan_silences(before)
+        self.placed += 1
         where = self._locate(device, fields)
         device.received += 1
         entry = (ts, device.received, fields, where)
@@ -357,7 +359,7 @@ class RuleEvaluator:
     def _back_from_silence(self, device: _Device, reading: Reading) -> list[Change]:
         changes = []
         for rule in device.missing:
-            if rule.id in device.silent and reading.ts_ms >= device.newest:
+            if rule.id in device.silent and reading.ts_ms > device.newest:  # a repeat of the newest is no news
                 device.silent.discard(rule.id)
                 changes.append(
                     self._change(

@@ -5,11 +5,13 @@ The engine (engine.py) feeds it from MQTT and publishes its announcements; tests
 drive it directly. `tick` is called about once a second with the wall clock: escalations, resolved
 notices whose quiet period is over, auto-closing, tracking, and announcing what people did.
 
-Inputs (one MQTT message's readings) are numbered; the book records the number of the last input
-whose changes it holds, in the same transaction as the changes, their escalation steps and their
-notices. After a crash the engine restores the rule state of its last snapshot and the broker
-redelivers what came after it: those inputs get the same numbers again, and the changes of the ones
-the book already holds are not recorded twice (no second `arrived`, no second page).
+Inputs (one MQTT message's readings) that change the rule state are numbered; the book records the
+number of the last input whose changes it holds, in the same transaction as the changes, their
+escalation steps and their notices. After a crash the engine restores the rule state of its last
+snapshot and the broker redelivers what came after it (and what the snapshot holds but was not yet
+acknowledged: duplicates to the state, not numbered): those inputs get the same numbers again, and
+the changes of the ones the book already holds are not recorded twice (no second `arrived`, no
+second page).
 
 People act on the book directly (AlertBook.act, from the CLI, the dashboard, the API, a one-click
 link, or the engine for MQTT); the service is the one announcer: every transition, the engine's and
@@ -64,9 +66,15 @@ class AlertService:
         self.observe_input([reading], wall_ms)
 
     def observe_input(self, readings: list[Reading], wall_ms: int) -> None:
-        """One input (an MQTT message's readings): numbered, evaluated, recorded unless the book has it."""
-        self.seq += 1
+        """One input (an MQTT message's readings): evaluated, and numbered if it changed the rule state
+        (a redelivered message the state already holds is all duplicates: not numbered, so the numbers
+        after a restart are those of before); its changes recorded unless the book has them."""
+        placed = self.evaluator.placed
         changes = [change for reading in readings for change in self.evaluator.observe(reading)]
+        if self.evaluator.placed == placed:
+            self._record(changes, wall_ms)  # none, but for a re-binding after a master data change
+            return
+        self.seq += 1
         if changes and self.seq > self.applied:
             self._record(changes, wall_ms, self.seq)
 
