@@ -44,6 +44,13 @@ CREATE TABLE IF NOT EXISTS silences (
 );
 CREATE TABLE IF NOT EXISTS engine_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+# What the engine looks up every input or tick: an alert's predecessor (flapping), its group, owed notices.
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS alerts_by_rule_entity ON alerts (rule, entity);
+CREATE INDEX IF NOT EXISTS alerts_by_group_key ON alerts (group_key);
+CREATE INDEX IF NOT EXISTS alerts_by_group ON alerts (group_id);
+CREATE INDEX IF NOT EXISTS alerts_owing_a_notice ON alerts (resolved_notice) WHERE resolved_notice = 1;
+"""
 # Columns that books made by earlier versions lack: (table, column, declaration).
 _ADDED = (
     ("alerts", "context", "TEXT NOT NULL DEFAULT '{}'"),
@@ -64,3 +71,4 @@ def create_tables(db: sqlite3.Connection) -> None:
     for table, column, declaration in _ADDED:
         if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+    db.executescript(_INDEXES)  # after the columns they need

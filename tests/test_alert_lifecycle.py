@@ -238,3 +238,50 @@ def test_failed_deliveries_are_retried_and_every_attempt_is_logged(tmp_path):
                                                                                ("anna", 3, 0)]  # fmt: skip
         assert all("500" in d["error"] for d in attempts) and attempts[0]["service"] == "json"
         assert len(webhook.received) == 3
+
+
+def test_a_notice_in_flight_at_a_crash_is_sent_again_once(tmp_path):
+    """Written before it is sent: one without an outcome after a stop is sent on the next start, and a
+    second stop during that does not make a third copy."""
+    with WebhookReceiver() as webhook:
+        book = AlertBook(tmp_path / "alerts.db")
+        with book.transaction():  # what a crashed engine left: a notice written, its delivery never finished
+            book.add_notice("a1", 0, "anna", (webhook.url("/anna"),), "[CRITICAL] machine-fault: conv-1", "body",
+                            "critical", T0)  # fmt: skip
+        deliverer = Deliverer(tmp_path / "alerts.db", attempts=1)
+        service = AlertService(RuleEvaluator(RULES), book, _oncall(webhook), deliverer)
+        assert service.resend_unfinished() == 1
+        deliverer.wait_idle()
+        assert [b["title"] for b in webhook.bodies("/anna")] == ["[CRITICAL] machine-fault: conv-1"]
+        assert service.resend_unfinished() == 0  # done now
+        book.db.execute("UPDATE notices SET done=0")  # as if the re-send had been in flight at a second crash
+        assert service.resend_unfinished() == 0
+        deliverer.stop()
+        assert len(webhook.received) == 1 and book.unfinished_notices() == []
+
+
+def test_after_a_crash_the_redelivered_readings_record_nothing_twice(tmp_path):
+    """The engine's restart in miniature: a snapshot, more readings recorded, a crash; the restored
+    state plus the redelivery of everything after the snapshot (the last of it twice: taken but not
+    acknowledged) ends with the book of an engine that never stopped, transition for transition."""
+    states = ["running", "fault", "fault"] + ["running"] * 17 + ["fault"] + ["running"] * 9  # two alerts
+    readings = [[_reading(minute, state)] for minute, state in enumerate(states)]
+
+    def book_of(service: AlertService) -> list[tuple]:
+        return [(a["id"], a["status"], a["fired_ms"], a["resolved_ms"], len(service.book.history(a["id"])))
+                for a in service.book.alerts("all")]  # fmt: skip
+
+    reference = AlertService(RuleEvaluator(RULES), AlertBook(tmp_path / "reference.db"), None, None)
+    for item in readings:
+        reference.observe_input(item, T0)
+    crashed = AlertService(RuleEvaluator(RULES), AlertBook(tmp_path / "crashed.db"), None, None)
+    for item in readings[:5]:
+        crashed.observe_input(item, T0)
+    snapshot(tmp_path / "state.pickle", Snapshot("rules", crashed.evaluator, crashed.seq))
+    for item in readings[5:25]:  # recorded in the book, not in the snapshot; then the process dies
+        crashed.observe_input(item, T0)
+    restored = restore(tmp_path / "state.pickle", RuleEvaluator(RULES), "rules")
+    again = AlertService(restored.evaluator, AlertBook(tmp_path / "crashed.db"), None, None, seq=restored.seq)
+    for item in [readings[4], *readings[5:]]:
+        again.observe_input(item, T0)
+    assert book_of(again) == book_of(reference) and len(book_of(reference)) == 2
