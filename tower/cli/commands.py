@@ -129,7 +129,7 @@ def _demo_accounts(local: LocalBroker) -> dict[str, str]:
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Broker, collector, alert engine and the default scenario (at 60x, ending now) as child processes."""
+    """Broker, collector, alert engine, dashboard, API and the default scenario (at 60x, ending now) as children."""
     from simulators.run import default_start_ms
     from tower.masterdata.store import MasterStore
     from tower.scenario import DEFAULT_SCENARIO, load_scenario
