@@ -58,10 +58,10 @@ def compose(alert: dict, what: str, reader: Reader, now: dict[str, str], group: 
     title = f"[{label}] {alert['rule']}: {alert['entity']}"
     when = partial(local_time, zone=reader.zone)
     lines = [f"What: {alert['detail']}", f"About: {_about(alert, context)}"]
-    where = _where(alert, context)
+    where = _where(context)
     if where:
         lines.append(f"Where: {where}")
-    lines.append(f"How bad: {alert['severity']}" + (f" (rule {alert['rule']})"))
+    lines.append(f"How bad: {alert['severity']} (rule {alert['rule']})")
     lines.append(f"Since: {when(alert['fired_ms'] or alert['opened_ms'])}")
     if context.get("promised"):
         lines.append(f"Promised: {when(parse_moment_ms(context['promised']))}")
@@ -98,7 +98,7 @@ def _about(alert: dict, context: dict[str, str]) -> str:
     return ", ".join(parts)
 
 
-def _where(alert: dict, context: dict[str, str]) -> str:
+def _where(context: dict[str, str]) -> str:
     """The latest position and the nearest named place; a shipment's destination and customer."""
     parts = []
     if context.get("position"):
