@@ -22,7 +22,7 @@ from tower.store import Store
 from tower.store.frames import plain_value
 from tower.timeutil import rfc3339
 
-TICK_MS = 60_000  # the missing-data watermark advances once a simulated minute
+TICK_MS = 60_000  # the service ticks once a minute of the replay's clock
 REQUIRED = ("ts", "device_id", "kind")
 
 
@@ -53,7 +53,9 @@ def replay(
             service.tick(arrived_ms)
             next_tick = arrived_ms + TICK_MS
     if next_tick is not None or until_ms is not None:
-        service.tick(until_ms if until_ms is not None else next_tick)
+        end = until_ms if until_ms is not None else next_tick
+        service.advance(end)  # silences at the end of the history (during it: once a minute of event time)
+        service.tick(end)
     return service.book
 
 

@@ -1,13 +1,25 @@
-"""The alert book: every alert's lifecycle, audit trail, escalation steps, deliveries and silences,
-and where each shipment stands as the engine sees it (`tracking`: newest position, ETA band,
-minutes out of range, arrival), in SQLite (`$TOWER_DATA_DIR/alerts.db`), shared by the engine, the
-CLI, the API and the dashboard.
+"""The alert book: every alert's lifecycle, audit trail, escalation steps, notices and their
+deliveries, silences, and where each shipment stands as the engine sees it (`tracking`: newest
+position, ETA band, minutes out of range, arrival), in SQLite (`$TOWER_DATA_DIR/alerts.db`), shared
+by the engine, the CLI, the API and the dashboard.
 
 Lifecycle: pending -> firing -> acknowledged -> resolved -> closed. One open alert (pending,
 firing or acknowledged) per (rule, entity); a change for it updates that alert, and a higher
 severity is recorded and announced. A pending alert whose condition clears before its hold leaves
-no record. The engine's transitions are stamped with the data's event time; people's with the
-wall clock. Every transition is a row in `transitions` (time, status, actor, note).
+no record. A rule that fires again within its `quiet` after the engine resolved it reopens the
+same alert (flapping). The engine's transitions are stamped with the data's event time; people's
+with the wall clock. Every transition is a row in `transitions` (time, status, actor, note, via).
+
+People act through `act` only (the CLI, the dashboard, the HTTP API, the one-click link and the
+engine for MQTT acknowledgements), so every action is checked, audited and later announced alike.
+Every write reads the alert inside its transaction and updates it with a compare-and-set on its
+`revision`, so the engine never overwrites a person's action nor a person the engine's.
+
+Grouping: an alert that fires while an alert of the same rule at the same place (a shipment's
+lane, else the entity's site, else the entity) has been firing for less than the group window
+joins that alert's group (`group_id` = the lead's id). Only leads are notified; their notices list
+the members; acknowledging a lead acknowledges its firing members; a lead that resolves hands the
+group to its oldest open member.
 """
 
 from __future__ import annotations
@@ -23,40 +35,13 @@ from pathlib import Path
 
 from alerts.conditions import State
 from alerts.evaluate import Change, Tracking
+from alerts.schema import create_tables
 from tower.domain import OPEN_STATUSES, Severity
 
 ENGINE = "engine"
+ACTIONS = {"acknowledge": ("pending", "firing"), "resolve": OPEN_STATUSES, "close": ("resolved",)}
+NO_NOTICE, NOTICE_OWED, NOTICE_SENT = 0, 1, 2  # alerts.resolved_notice: the resolved notice to those told
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS alerts (
-    id TEXT PRIMARY KEY, rule TEXT NOT NULL, entity TEXT NOT NULL, device TEXT NOT NULL, kind TEXT NOT NULL,
-    site TEXT NOT NULL, severity TEXT NOT NULL, status TEXT NOT NULL,
-    opened_ms INTEGER NOT NULL, fired_ms INTEGER, raised_wall_ms INTEGER, acked_ms INTEGER, acked_by TEXT,
-    resolved_ms INTEGER, resolved_wall_ms INTEGER, closed_ms INTEGER,
-    value REAL, detail TEXT NOT NULL, runbook TEXT NOT NULL, context TEXT NOT NULL DEFAULT '{}'
-);
-CREATE UNIQUE INDEX IF NOT EXISTS one_open_alert ON alerts (rule, entity)
-    WHERE status IN ('pending', 'firing', 'acknowledged');
-CREATE INDEX IF NOT EXISTS alerts_by_status ON alerts (status);
-CREATE TABLE IF NOT EXISTS transitions (
-    alert_id TEXT NOT NULL, at_ms INTEGER NOT NULL, status TEXT NOT NULL, actor TEXT NOT NULL, note TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS transitions_by_alert ON transitions (alert_id);
-CREATE TABLE IF NOT EXISTS escalations (alert_id TEXT NOT NULL, step INTEGER NOT NULL, PRIMARY KEY (alert_id, step));
-CREATE TABLE IF NOT EXISTS deliveries (
-    alert_id TEXT NOT NULL, at_ms INTEGER NOT NULL, step INTEGER NOT NULL, recipient TEXT NOT NULL,
-    service TEXT NOT NULL, attempt INTEGER NOT NULL, ok INTEGER NOT NULL, error TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tracking (
-    shipment_id TEXT PRIMARY KEY, tracker TEXT NOT NULL, last_ms INTEGER NOT NULL, lat REAL, lon REAL, temp_c REAL,
-    speed_kmh REAL, remaining_m REAL, arrived_ms INTEGER, eta_early_ms INTEGER, eta_ms INTEGER, eta_late_ms INTEGER,
-    excursion_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS silences (
-    id INTEGER PRIMARY KEY, matcher TEXT NOT NULL, starts_ms INTEGER NOT NULL, ends_ms INTEGER NOT NULL,
-    created_by TEXT NOT NULL, note TEXT NOT NULL
-);
-"""
 SILENCE_KEYS = ("rule", "entity", "device", "site", "kind", "severity")
 
 
@@ -65,7 +50,7 @@ class Event:
     """Something the engine announces: an alert (as stored now) and what happened to it."""
 
     alert: dict
-    what: str  # firing | escalated-severity | resolved
+    what: str  # firing | escalated-severity | resolved | reopened
 
 
 class AlertBook:
@@ -76,77 +61,175 @@ class AlertBook:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
-        if "context" not in {row[1] for row in self.db.execute("PRAGMA table_info(alerts)")}:
-            self.db.execute("ALTER TABLE alerts ADD COLUMN context TEXT NOT NULL DEFAULT '{}'")  # books before 0.2
+        create_tables(self.db)
+        self._depth = 0
 
     def close(self) -> None:
         self.db.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction (BEGIN IMMEDIATE: reads inside see what the write is based on); nests."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self.db.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.db.execute("COMMIT")
+
     # -- the engine's side ------------------------------------------------------------------------
 
-    def apply(self, change: Change, wall_ms: int) -> Event | None:
+    def apply(self, change: Change, wall_ms: int, group_window_ms: int = 0) -> Event | None:
         """Record a rule's state change; the event to announce, if any."""
-        current = self._open(change.rule.id, change.entity_id)
-        severity = change.severity.label
-        with self._tx():
+        with self.transaction():
+            current = self._open(change.rule.id, change.entity_id)
             if change.state is State.PENDING:
-                if current is None:
-                    self._insert(change, "pending", None, None)
+                if current is None and self._flapping(change) is None:
+                    self._insert(change, "pending", None, group_window_ms)
                 return None
             if change.state is State.FIRING:
-                if current is None:
-                    alert_id = self._insert(change, "firing", change.at_ms, wall_ms)
-                    return Event(self.get(alert_id), "firing")
-                if current["status"] == "pending":
-                    self.db.execute(
-                        "UPDATE alerts SET status='firing', fired_ms=?, raised_wall_ms=?, severity=?, value=?, "
-                        "detail=? WHERE id=?",
-                        (change.at_ms, wall_ms, severity, change.value, change.detail, current["id"]),
-                    )
-                    self._transition(current["id"], change.at_ms, "firing", ENGINE, change.detail)
-                    return Event(self.get(current["id"]), "firing")
-                risen = Severity.of(current["severity"]) < change.severity
-                self.db.execute(
-                    "UPDATE alerts SET severity=?, value=?, detail=? WHERE id=?",
-                    (severity if risen else current["severity"], change.value, change.detail, current["id"]),
-                )
-                if risen:
-                    note = f"severity {current['severity']} -> {severity}: {change.detail}"
-                    self._transition(current["id"], change.at_ms, current["status"], ENGINE, note)
-                    return Event(self.get(current["id"]), "escalated-severity")
-                return None
+                return self._fire(change, current, wall_ms, group_window_ms)
             if current is None:
                 return None
             if current["status"] == "pending":  # cleared before its hold: never an alert
                 self.db.execute("DELETE FROM alerts WHERE id=?", (current["id"],))
                 self.db.execute("DELETE FROM transitions WHERE alert_id=?", (current["id"],))
                 return None
-            self.db.execute(
-                "UPDATE alerts SET status='resolved', resolved_ms=?, resolved_wall_ms=?, value=?, detail=? WHERE id=?",
-                (change.at_ms, wall_ms, change.value, change.detail, current["id"]),
-            )
-            self._transition(current["id"], change.at_ms, "resolved", ENGINE, f"condition cleared: {change.detail}")
+            resolution = change.resolution or f"condition cleared: {change.detail}"
+            self._resolve(current, change.at_ms, wall_ms, ENGINE, resolution, resolution)
             return Event(self.get(current["id"]), "resolved")
+
+    def _fire(self, change: Change, current: dict | None, wall_ms: int, group_window_ms: int) -> Event | None:
+        severity = change.severity.label
+        if current is None:
+            flapping = self._flapping(change)
+            if flapping is not None:
+                return self._reopen(flapping, change)
+            alert_id = self._insert(change, "firing", wall_ms, group_window_ms)
+            return Event(self.get(alert_id), "firing") if alert_id else None
+        if current["fired_ms"] is None:  # pending until now (a person may have acknowledged it already)
+            status = "firing" if current["status"] == "pending" else current["status"]
+            group = self._group_for(current["group_key"], change.at_ms, group_window_ms, current["id"])
+            self._update(current, status=status, fired_ms=change.at_ms, raised_wall_ms=wall_ms, severity=severity,
+                         value=change.value, detail=change.detail, group_id=group)  # fmt: skip
+            note = change.detail if status == "firing" else f"fired: {change.detail}"
+            self._transition(current["id"], change.at_ms, status, ENGINE, note)
+            return Event(self.get(current["id"]), "firing")
+        risen = Severity.of(current["severity"]) < change.severity
+        self._update(
+            current, severity=severity if risen else current["severity"], value=change.value, detail=change.detail
+        )
+        if risen:
+            note = f"severity {current['severity']} -> {severity}: {change.detail}"
+            self._transition(current["id"], change.at_ms, current["status"], ENGINE, note)
+            return Event(self.get(current["id"]), "escalated-severity")
+        return None
+
+    def applied_seq(self) -> int:
+        """The last input (numbered by the engine) whose changes are in the book."""
+        row = self.db.execute("SELECT value FROM engine_state WHERE key='applied_seq'").fetchone()
+        return row[0] if row else 0
+
+    def set_applied_seq(self, seq: int) -> None:
+        self.set_cursor("applied_seq", seq)
+
+    def cursor(self, key: str) -> int | None:
+        row = self.db.execute("SELECT value FROM engine_state WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_cursor(self, key: str, value: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO engine_state VALUES (?, ?)", (key, value))
 
     def close_resolved(self, before_wall_ms: int, wall_ms: int) -> int:
         """Close alerts resolved (on the wall clock) before the given moment; how many."""
-        ids = [row[0] for row in self.db.execute(
-            "SELECT id FROM alerts WHERE status='resolved' AND resolved_wall_ms < ?", (before_wall_ms,))]  # fmt: skip
-        with self._tx():
-            for alert_id in ids:
-                self.db.execute("UPDATE alerts SET status='closed', closed_ms=? WHERE id=?", (wall_ms, alert_id))
-                self._transition(alert_id, wall_ms, "closed", ENGINE, "resolved long enough")
-        return len(ids)
+        with self.transaction():
+            rows = self._alerts("SELECT * FROM alerts WHERE status='resolved' AND resolved_wall_ms < ?",
+                                (before_wall_ms,))  # fmt: skip
+            for alert in rows:
+                self._update(alert, status="closed", closed_ms=wall_ms)
+                self._transition(alert["id"], wall_ms, "closed", ENGINE, "resolved long enough")
+        return len(rows)
 
     def unacknowledged(self) -> list[dict]:
-        return self._alerts("SELECT * FROM alerts WHERE status='firing' ORDER BY raised_wall_ms")
+        """Firing alerts that lead their group (members are notified through their lead)."""
+        return self._alerts("SELECT * FROM alerts WHERE status='firing' AND (group_id IS NULL OR group_id=id) "
+                            "ORDER BY raised_wall_ms")  # fmt: skip
+
+    def members(self, alert: dict) -> list[dict]:
+        """The other open alerts of the alert's group, oldest first."""
+        return self._alerts("SELECT * FROM alerts WHERE group_id=? AND id<>? AND status IN ('firing', 'acknowledged')"
+                            " ORDER BY fired_ms", (alert["group_id"] or alert["id"], alert["id"]))  # fmt: skip
+
+    def open_in_group(self, alert: dict) -> list[dict]:
+        """The other open alerts of the same rule at the same place that fired within its group (or,
+        for a resolved lead, that still are open): what its notices list."""
+        if alert["group_id"] in (None, alert["id"]) and alert["status"] in ("firing", "acknowledged"):
+            return self.members(alert)
+        if alert["status"] in ("resolved", "closed") and alert["group_id"] == alert["id"]:
+            return self._alerts("SELECT * FROM alerts WHERE group_key=? AND id<>? AND status IN "
+                                "('firing', 'acknowledged') AND group_id IS NOT NULL ORDER BY fired_ms",
+                                (alert["group_key"], alert["id"]))  # fmt: skip
+        return []
 
     def escalation_steps_done(self, alert_id: str) -> set[int]:
         return {row[0] for row in self.db.execute("SELECT step FROM escalations WHERE alert_id=?", (alert_id,))}
 
     def mark_escalated(self, alert_id: str, step: int) -> None:
         self.db.execute("INSERT OR IGNORE INTO escalations VALUES (?, ?)", (alert_id, step))
+
+    def resolved_notices_due(self, watermark_ms: int, wall_ms: int) -> list[dict]:
+        """Resolved alerts whose notice to those told is due: at once when a person resolved it; when
+        the engine did, once it has stayed resolved for the rule's quiet period (event time or wall clock)."""
+        return self._alerts(
+            "SELECT * FROM alerts WHERE resolved_notice=? AND (resolved_by<>? OR resolved_ms + quiet_ms <= ? "
+            "OR resolved_wall_ms + quiet_ms <= ?) ORDER BY resolved_wall_ms",
+            (NOTICE_OWED, ENGINE, watermark_ms, wall_ms),
+        )
+
+    def mark_resolved_noticed(self, alert_id: str) -> None:
+        self.db.execute("UPDATE alerts SET resolved_notice=? WHERE id=?", (NOTICE_SENT, alert_id))
+
+    def transitions_after(self, rowid: int) -> list[dict]:
+        """Transitions recorded after the given row (for announcing), oldest first."""
+        return self._rows("SELECT rowid, * FROM transitions WHERE rowid > ? ORDER BY rowid", (rowid,))
+
+    def last_transition(self) -> int:
+        return self.db.execute("SELECT coalesce(max(rowid), 0) FROM transitions").fetchone()[0]
+
+    # -- notices: written before they are sent, so one in flight at a crash is sent again ----------
+
+    def add_notice(self, alert_id: str, step: int, recipient: str, urls: tuple[str, ...], title: str, body: str,
+                   severity: str, wall_ms: int) -> int:  # fmt: skip
+        cursor = self.db.execute(
+            "INSERT INTO notices (alert_id, step, recipient, urls, title, body, severity, created_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (alert_id, step, recipient, json.dumps(urls), title, body, severity, wall_ms),
+        )
+        return cursor.lastrowid
+
+    def finish_notice(self, notice_id: int) -> None:
+        """Its delivery has an outcome (delivered, or failed after every attempt)."""
+        self.db.execute("UPDATE notices SET done=1 WHERE id=?", (notice_id,))
+
+    def unfinished_notices(self) -> list[dict]:
+        rows = self._rows("SELECT * FROM notices WHERE done=0 ORDER BY id")
+        for row in rows:
+            row["urls"] = tuple(json.loads(row["urls"]))
+        return rows
+
+    def mark_resent(self, notice_id: int, give_up: bool) -> None:
+        self.db.execute("UPDATE notices SET resent=1, done=? WHERE id=?", (int(give_up), notice_id))
 
     def log_delivery(self, alert_id: str, at_ms: int, step: int, recipient: str, service: str, attempt: int,
                      ok: bool, error: str) -> None:  # fmt: skip
@@ -157,7 +240,7 @@ class AlertBook:
 
     def save_tracking(self, rows: list[Tracking]) -> None:
         if rows:
-            with self._tx():
+            with self.transaction():
                 self.db.executemany(f"INSERT OR REPLACE INTO tracking VALUES ({', '.join('?' * 13)})",
                                     [astuple(row) for row in rows])  # fmt: skip
 
@@ -167,35 +250,28 @@ class AlertBook:
 
     # -- people's side ----------------------------------------------------------------------------
 
-    def act(self, alert_id: str, action: str, by: str, note: str, wall_ms: int) -> dict:
-        """A person's action by name (acknowledge, resolve, close), as the CLI and dashboard offer it."""
-        method = {"acknowledge": self.acknowledge, "resolve": self.resolve, "close": self.close_alert}[action]
-        return method(alert_id, by, note, wall_ms)
-
-    def acknowledge(self, alert_id: str, by: str, note: str, wall_ms: int) -> dict:
-        alert = self._must(alert_id, ("pending", "firing"), "acknowledge")
-        with self._tx():
-            self.db.execute(
-                "UPDATE alerts SET status='acknowledged', acked_ms=?, acked_by=? WHERE id=?", (wall_ms, by, alert_id)
-            )
-            self._transition(alert_id, wall_ms, "acknowledged", by, note)
-        return self.get(alert["id"])
-
-    def resolve(self, alert_id: str, by: str, note: str, wall_ms: int) -> dict:
-        self._must(alert_id, OPEN_STATUSES, "resolve")
-        with self._tx():
-            self.db.execute(
-                "UPDATE alerts SET status='resolved', resolved_ms=?, resolved_wall_ms=? WHERE id=?",
-                (wall_ms, wall_ms, alert_id),
-            )
-            self._transition(alert_id, wall_ms, "resolved", by, note)
-        return self.get(alert_id)
-
-    def close_alert(self, alert_id: str, by: str, note: str, wall_ms: int) -> dict:
-        self._must(alert_id, ("resolved",), "close")
-        with self._tx():
-            self.db.execute("UPDATE alerts SET status='closed', closed_ms=? WHERE id=?", (wall_ms, alert_id))
-            self._transition(alert_id, wall_ms, "closed", by, note)
+    def act(self, alert_id: str, action: str, by: str, note: str, wall_ms: int, *, revision: int | None = None,
+            via: str = "") -> dict:  # fmt: skip
+        """A person's action (acknowledge, resolve, close): the one way every channel acts (`via`: cli,
+        dashboard, api, mqtt, link). With `revision`, only if the alert is still as the person saw it."""
+        if action not in ACTIONS:
+            raise ValueError(f"'{action}' is not an action; use {', '.join(ACTIONS)}")
+        with self.transaction():
+            alert = self._must(alert_id, ACTIONS[action], action)
+            if revision is not None and alert["revision"] != revision:
+                raise ValueError(f"alert {alert_id} changed meanwhile ({alert['status']} now); look again and retry")
+            if action == "acknowledge":
+                self._acknowledge(alert, by, note, wall_ms, via)
+                if alert["group_id"] in (None, alert_id):  # a lead: its group is taken care of
+                    for member in self.members(alert):
+                        if member["status"] == "firing":
+                            self._acknowledge(member, by, f"with its group's lead {alert_id}", wall_ms, via)
+            elif action == "resolve":
+                how = f"resolved by {by}" + (f": {note}" if note else "")
+                self._resolve(alert, wall_ms, wall_ms, by, how, note, via)
+            else:
+                self._update(alert, status="closed", closed_ms=wall_ms)
+                self._transition(alert_id, wall_ms, "closed", by, note, via)
         return self.get(alert_id)
 
     def silence(self, matcher: dict[str, str], starts_ms: int, ends_ms: int, by: str, note: str) -> int:
@@ -254,16 +330,6 @@ class AlertBook:
 
     # -- internals --------------------------------------------------------------------------------
 
-    @contextmanager
-    def _tx(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-
     def _open(self, rule: str, entity: str) -> dict | None:
         rows = self._alerts(
             "SELECT * FROM alerts WHERE rule=? AND entity=? AND status IN ('pending', 'firing', 'acknowledged')",
@@ -271,21 +337,90 @@ class AlertBook:
         )
         return rows[0] if rows else None
 
-    def _insert(self, change: Change, status: str, fired_ms: int | None, wall_ms: int | None) -> str:
+    def _flapping(self, change: Change) -> dict | None:
+        """The alert of this rule and entity the engine resolved less than the rule's quiet ago, if
+        its resolved notice has not gone out: firing again reopens it instead of paging anew."""
+        rows = self._alerts(
+            "SELECT * FROM alerts WHERE rule=? AND entity=? AND status='resolved' AND resolved_by=? "
+            "AND resolved_notice<>? AND resolved_ms <= ? AND resolved_ms + quiet_ms > ? "
+            "ORDER BY resolved_ms DESC LIMIT 1",
+            (change.rule.id, change.entity_id, ENGINE, NOTICE_SENT, change.at_ms, change.at_ms),
+        )
+        return rows[0] if rows else None
+
+    def _reopen(self, alert: dict, change: Change) -> Event:
+        status = "acknowledged" if alert["acked_by"] else "firing"
+        risen = Severity.of(alert["severity"]) < change.severity
+        self._update(alert, status=status, resolved_ms=None, resolved_wall_ms=None, resolution="", resolved_by=None,
+                     resolved_notice=NO_NOTICE, severity=max(Severity.of(alert["severity"]), change.severity).label,
+                     value=change.value, detail=change.detail)  # fmt: skip
+        after = (change.at_ms - alert["resolved_ms"]) // 60_000
+        self._transition(alert["id"], change.at_ms, status, ENGINE,
+                         f"firing again {after} min after it cleared: {change.detail}")  # fmt: skip
+        return Event(self.get(alert["id"]), "escalated-severity" if risen else "reopened")
+
+    def _resolve(self, alert: dict, at_ms: int, wall_ms: int, by: str, resolution: str, note: str,
+                 via: str = "") -> None:  # fmt: skip
+        told = bool(self.escalation_steps_done(alert["id"]))
+        self._update(alert, status="resolved", resolved_ms=at_ms, resolved_wall_ms=wall_ms, resolution=resolution,
+                     resolved_by=by, resolved_notice=NOTICE_OWED if told else NO_NOTICE)  # fmt: skip
+        self._transition(alert["id"], at_ms, "resolved", by, note, via)
+        members = self.members(alert) if alert["group_id"] == alert["id"] else []
+        if members:  # the group goes on under its oldest open member, as far escalated as it was
+            lead = members[0]["id"]
+            self.db.execute("UPDATE alerts SET group_id=?, revision=revision+1 WHERE group_id=? AND id<>?",
+                            (lead, alert["id"], alert["id"]))  # fmt: skip
+            self.db.execute("INSERT OR IGNORE INTO escalations SELECT ?, step FROM escalations WHERE alert_id=?",
+                            (lead, alert["id"]))  # fmt: skip
+
+    def _acknowledge(self, alert: dict, by: str, note: str, wall_ms: int, via: str) -> None:
+        self._update(alert, status="acknowledged", acked_ms=wall_ms, acked_by=by)
+        self._transition(alert["id"], wall_ms, "acknowledged", by, note, via)
+
+    def _group_for(self, key: str, fired_ms: int, window_ms: int, alert_id: str) -> str:
+        """The lead of the open group this alert joins, or the alert itself."""
+        if window_ms <= 0:
+            return alert_id
+        row = self.db.execute(
+            "SELECT id FROM alerts WHERE group_key=? AND group_id=id AND id<>? AND status IN ('firing', 'acknowledged')"
+            " AND fired_ms >= ? ORDER BY fired_ms LIMIT 1",
+            (key, alert_id, fired_ms - window_ms),
+        ).fetchone()
+        return row[0] if row else alert_id
+
+    def _insert(self, change: Change, status: str, raised_wall_ms: int | None, group_window_ms: int) -> str | None:
+        """A new alert; None if this very change was recorded before (an input replayed after a restart)."""
         alert_id = hashlib.sha1(f"{change.rule.id}|{change.entity_id}|{change.at_ms}".encode()).hexdigest()[:12]
+        if self.db.execute("SELECT 1 FROM alerts WHERE id=?", (alert_id,)).fetchone():
+            return None
         runbook = change.rule.runbook.rendered(change.context).model_dump(mode="json")
+        place = change.context.get("lane") or change.site or change.entity_id
+        key = f"{change.rule.id}|{place}"
+        firing = status == "firing"
+        group = self._group_for(key, change.at_ms, group_window_ms, alert_id) if firing else None
         self.db.execute(
             "INSERT INTO alerts (id, rule, entity, device, kind, site, severity, status, opened_ms, fired_ms, "
-            "raised_wall_ms, value, detail, runbook, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "raised_wall_ms, value, detail, runbook, context, group_id, group_key, quiet_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (alert_id, change.rule.id, change.entity_id, change.device_id, str(change.kind), change.site,
-             change.severity.label, status, change.at_ms, fired_ms, wall_ms, change.value, change.detail,
-             json.dumps(runbook), json.dumps(change.context)),
+             change.severity.label, status, change.at_ms, change.at_ms if firing else None, raised_wall_ms,
+             change.value, change.detail, json.dumps(runbook), json.dumps(change.context), group, key,
+             change.rule.quiet),
         )  # fmt: skip
         self._transition(alert_id, change.at_ms, status, ENGINE, change.detail)
         return alert_id
 
-    def _transition(self, alert_id: str, at_ms: int, status: str, actor: str, note: str) -> None:
-        self.db.execute("INSERT INTO transitions VALUES (?, ?, ?, ?, ?)", (alert_id, at_ms, status, actor, note))
+    def _update(self, alert: dict, **columns: object) -> None:
+        """Compare-and-set on the alert's revision: a write based on a stale read fails."""
+        assignments = ", ".join(f"{name}=?" for name in columns)
+        cursor = self.db.execute(f"UPDATE alerts SET {assignments}, revision=revision+1 WHERE id=? AND revision=?",
+                                 (*columns.values(), alert["id"], alert["revision"]))  # fmt: skip
+        if cursor.rowcount != 1:
+            raise ValueError(f"alert {alert['id']} changed meanwhile; look again and retry")
+
+    def _transition(self, alert_id: str, at_ms: int, status: str, actor: str, note: str, via: str = "") -> None:
+        self.db.execute("INSERT INTO transitions VALUES (?, ?, ?, ?, ?, ?)", (alert_id, at_ms, status, actor, note,
+                                                                            via))  # fmt: skip
 
     def _must(self, alert_id: str, statuses: tuple[str, ...], action: str) -> dict:
         alert = self.get(alert_id)

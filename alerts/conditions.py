@@ -219,7 +219,7 @@ class PredictedDelay(Condition):
         self.value = round(late_by / MINUTE, 1)
         overdue = ts > plan.promised_ms + rule.tolerance
         self._escalate(ts, overdue, rule.late_severity)
-        eta = f"ETA {_clock(central)} ({_clock(low)}–{_clock(high)})"
+        eta = f"ETA {_clock(central)} ({_clock(low)[11:16]}–{_clock(high)[11:16]})"
         self.detail = (
             f"promised {_clock(plan.promised_ms)} has passed, not delivered; {eta}"
             if overdue
@@ -235,7 +235,8 @@ def _drive_ms(remaining_m: float, pace: float, plan_speed: float, lasts_ms: int)
 
 
 def _clock(ms: float) -> str:
-    return rfc3339(int(ms))[11:16]
+    """Date, time and zone: a detail is read in the queue, the API and notices alike (UTC, as stored)."""
+    return rfc3339(int(ms))[:16].replace("T", " ") + " UTC"
 
 
 @dataclass(slots=True)

@@ -31,6 +31,7 @@ from tower.masterdata.view import LOADING_MS, Entity, MasterData, Position
 
 REORDER_DEPTH = 8  # newest readings kept per device to place late ones among
 REORDER_HORIZON_MS = 2 * 3_600_000  # and no older than this behind the device's newest
+SILENCE_SCAN_MS = 60_000  # missing data is judged once per minute of event time
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Change:
     value: float | None
     detail: str
     context: dict[str, str] = field(default_factory=dict)
+    resolution: str = ""  # how an alert ended, when not by its condition clearing (a cancelled shipment...)
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class RuleEvaluator:
         self._tracked: set[str] = set()  # devices whose tracking changed since `tracking_changes`
         self.watermark_ms = 0
         self.too_late = 0
+        self.placed = 0  # readings that changed the state: neither duplicates nor too late
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "master": None}  # master data lives in its own store, not in a snapshot
@@ -141,13 +144,14 @@ class RuleEvaluator:
     def observe(self, reading: Reading) -> list[Change]:
         device, changes = self._device(reading)
         ts, fields = reading.ts_ms, reading.fields
-        self.watermark_ms = max(self.watermark_ms, ts)
+        before, self.watermark_ms = self.watermark_ms, max(self.watermark_ms, ts)
         changes += self._back_from_silence(device, reading)
         if any(kept[0] == ts and kept[2] == fields for kept in device.readings):
-            return changes  # a duplicate delivery changes nothing
+            return changes + self._scan_silences(before)  # a duplicate delivery changes nothing
         if device.readings and (ts < device.readings[0][0] and len(device.readings) >= REORDER_DEPTH):
             self.too_late += 1
-            return changes
+            return changes + self._scan_silences(before)
+        self.placed += 1
         where = self._locate(device, fields)
         device.received += 1
         entry = (ts, device.received, fields, where)
@@ -166,7 +170,15 @@ class RuleEvaluator:
             self._step_all(device, device.checkpoint, device.arrival_checkpoint, device.readings.pop(0))
         if device.entity.plan is not None:
             self._track(device, reading.device_id)
-        return changes + self._report(device, reading.device_id, ts)
+        return changes + self._report(device, reading.device_id, ts) + self._scan_silences(before)
+
+    def _scan_silences(self, watermark_before: int) -> list[Change]:
+        """Silences, judged each time the watermark enters a new minute of event time: at the same
+        point of the stream however fast it arrives, so a restarted engine working through the
+        broker's backlog decides as one that never stopped (a wall-clock tick would not)."""
+        if self.watermark_ms // SILENCE_SCAN_MS > watermark_before // SILENCE_SCAN_MS:
+            return self.advance(self.watermark_ms)
+        return []
 
     def tracking_changes(self) -> list[Tracking]:
         """Shipments whose tracking changed since the last call."""
@@ -175,7 +187,7 @@ class RuleEvaluator:
         return changed
 
     def advance(self, watermark_ms: int) -> list[Change]:
-        """Move the fleet's event-time watermark (e.g. a clock tick in a replay) and report silences."""
+        """Move the fleet's event-time watermark (e.g. the end of a replay) and report silences."""
         self.watermark_ms = max(self.watermark_ms, watermark_ms)
         changes = []
         for device_id, device in self._devices.items():
@@ -190,6 +202,11 @@ class RuleEvaluator:
                 detail = f"no reading for {silent_for // 60_000} min"
                 changes.append(self._change(rule, device, device_id, State.FIRING, rule.level, at, None, detail))
         return changes
+
+    def context_now(self, device_id: str) -> dict[str, str]:
+        """The master data context of a device as it stands now (its newest position, nearest sites)."""
+        device = self._devices.get(device_id)
+        return self.master.context(device.entity, device_id, device.position) if device else {}
 
     def state_of(self, rule_id: str, device_id: str) -> tuple[State, int]:
         """The rule's state for a device now, and since when (event time), from all readings so far."""
@@ -249,8 +266,9 @@ class RuleEvaluator:
             device.checkpoint.pop(rule.id, None)
             device.current.pop(rule.id, None)
             if state is not State.NORMAL:
-                changes.append(self._change(rule, device, device_id, State.NORMAL, severity, max(device.newest, 0),
-                                            None, self._ended(old, entity)))  # fmt: skip
+                ended = self._ended(old, entity)
+                changes.append(replace(self._change(rule, device, device_id, State.NORMAL, severity,
+                                                    max(device.newest, 0), None, ended), resolution=ended))  # fmt: skip
         device.entity = entity
         if not same:
             device.silent = set()
@@ -341,7 +359,7 @@ class RuleEvaluator:
     def _back_from_silence(self, device: _Device, reading: Reading) -> list[Change]:
         changes = []
         for rule in device.missing:
-            if rule.id in device.silent and reading.ts_ms >= device.newest:
+            if rule.id in device.silent and reading.ts_ms > device.newest:  # a repeat of the newest is no news
                 device.silent.discard(rule.id)
                 changes.append(
                     self._change(

@@ -1,5 +1,8 @@
-"""Delivery to people through apprise (email, Slack, Teams, Telegram, ntfy, webhooks ... by URL),
-off the engine's thread, with retries and a delivery log row for every attempt."""
+"""Notices for people, and their delivery through apprise (email, Slack, Teams, Telegram, ntfy,
+webhooks ... by URL), off the engine's thread, with retries and a delivery log row for every attempt.
+
+A notice is written to the alert book before it is sent and marked done when its delivery has an
+outcome; the engine re-sends, once, the notices a crash left without one."""
 
 from __future__ import annotations
 
@@ -9,12 +12,15 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import apprise
 
 from alerts.book import AlertBook
-from tower.timeutil import now_ms, rfc3339
+from tower.timeutil import now_ms, parse_moment_ms
 
 log = logging.getLogger("tower.alerts.notify")
 RESOLVED_STEP = -1  # the step number of "resolved" notices in the delivery log
@@ -22,6 +28,7 @@ RESOLVED_STEP = -1  # the step number of "resolved" notices in the delivery log
 
 @dataclass(frozen=True)
 class Notice:
+    notice_id: int  # its row in the alert book's notices, written before it is sent
     alert_id: str
     step: int
     recipient: str
@@ -31,25 +38,77 @@ class Notice:
     severity: str
 
 
-def compose(alert: dict, what: str, dashboard_url: str) -> tuple[str, str]:
-    """Title and body of a notification: what, where, since when, the runbook and how to acknowledge."""
-    runbook = alert["runbook"]
+@dataclass(frozen=True)
+class Reader:
+    """Who a notice is written for: the contact's name (whom the acknowledgement link acts as) and zone."""
+
+    name: str
+    zone: ZoneInfo
+    ack_url: str | None  # the one-click link, when the tower has an API to follow it
+
+
+def compose(alert: dict, what: str, reader: Reader, now: dict[str, str], group: list[dict],
+            dashboard_url: str) -> tuple[str, str]:  # fmt: skip
+    """Title and body of a notice: what, where, how bad, since when (in the reader's zone), what to do
+    and how to acknowledge; for a resolved alert, how it ended. `now`: the alert's master data context
+    as it stands now (latest position, nearest sites); `group`: the other open alerts of its group."""
+    context = {**alert["context"], **now}
     label = {"firing": alert["severity"].upper(), "escalated-severity": f"NOW {alert['severity'].upper()}",
              "resolved": "RESOLVED"}.get(what, alert["severity"].upper())  # fmt: skip
     title = f"[{label}] {alert['rule']}: {alert['entity']}"
-    since = rfc3339(alert["fired_ms"] or alert["opened_ms"])
-    lines = [
-        alert["detail"],
-        f"{alert['kind']} {alert['entity']} (device {alert['device']})"
-        + (f" at {alert['site']}" if alert["site"] else ""),
-        f"since {since}",
-    ]
+    when = partial(local_time, zone=reader.zone)
+    lines = [f"What: {alert['detail']}", f"About: {_about(alert, context)}"]
+    where = _where(context)
+    if where:
+        lines.append(f"Where: {where}")
+    lines.append(f"How bad: {alert['severity']} (rule {alert['rule']})")
+    lines.append(f"Since: {when(alert['fired_ms'] or alert['opened_ms'])}")
+    if context.get("promised"):
+        lines.append(f"Promised: {when(parse_moment_ms(context['promised']))}")
+    if what == "resolved":
+        lines.insert(0, f"How it ended: {alert['resolution'] or 'resolved'} ({when(alert['resolved_ms'])})")
+    else:
+        runbook = alert["runbook"]
+        lines.append(f"What to do ({runbook['owner']}, respond within {runbook['respond_within'] // 60_000} min):")
+        lines += [f"  {n}. {step}" for n, step in enumerate(runbook["steps"], 1)]
+    if group:
+        shown = ", ".join(f"{a['entity']} since {when(a['fired_ms'])}" for a in group[:10])
+        more = f" and {len(group) - 10} more" if len(group) > 10 else ""
+        lines.append(f"Same rule, same place ({len(group)} more, not paged separately): {shown}{more}")
     if what != "resolved":
-        lines += [f"Owner: {runbook['owner']}, respond within {runbook['respond_within'] // 60_000} min"]
-        lines += [f"{n}. {step}" for n, step in enumerate(runbook["steps"], 1)]
-        lines += [f"Acknowledge: tower alerts ack {alert['id']} --by YOUR-NAME"]
-    lines += [f"{dashboard_url.rstrip('/')}/alerts?alert={alert['id']}"]
+        if reader.ack_url:
+            lines.append(f"Acknowledge (as {reader.name}, one click): {reader.ack_url}")
+        lines.append(f"Or: tower alerts ack {alert['id']} --by {reader.name}")
+    lines.append(f"{dashboard_url.rstrip('/')}/alerts?alert={alert['id']}")
     return title, "\n".join(lines)
+
+
+def local_time(ms: int, zone: ZoneInfo) -> str:
+    """Date, time and zone, e.g. 2026-11-23 14:05 CET."""
+    return datetime.fromtimestamp(ms / 1000, zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _about(alert: dict, context: dict[str, str]) -> str:
+    parts = [f"{alert['kind']} {alert['entity']} (device {alert['device']})"]
+    if context.get("shipment"):
+        parts.append(f"order {context.get('order') or '-'} for {context.get('customer')}, {context.get('cargo')}, "
+                     f"{context.get('origin')} to {context.get('destination')}")  # fmt: skip
+    elif context.get("site"):
+        parts.append(f"at {context['site']}")
+    return ", ".join(parts)
+
+
+def _where(context: dict[str, str]) -> str:
+    """The latest position and the nearest named place; a shipment's destination and customer."""
+    parts = []
+    if context.get("position"):
+        near = f", near {context['nearest_site']}" if context.get("nearest_site") else ""
+        parts.append(f"{context['position']}{near}")
+    if context.get("shipment"):
+        parts.append(f"bound for {context.get('customer')} at {context.get('destination')}")
+    elif context.get("site") and not context.get("position"):
+        parts.append(context["site"])
+    return "; ".join(parts)
 
 
 def send(urls: tuple[str, ...], title: str, body: str, severity: str) -> tuple[bool, str]:
@@ -120,9 +179,12 @@ class Deliverer:
         services = ",".join(sorted({service(url) for url in notice.urls}))
         for attempt in range(1, self.attempts + 1):
             ok, error = send(notice.urls, notice.title, notice.body, notice.severity)
-            with self._log_lock:
+            last = ok or attempt == self.attempts
+            with self._log_lock, self._book.transaction():
                 self._book.log_delivery(notice.alert_id, now_ms(), notice.step, notice.recipient, services, attempt,
                                         ok, error)  # fmt: skip
+                if last:
+                    self._book.finish_notice(notice.notice_id)
             if ok:
                 return
             log.warning("delivery of %s to %s failed (attempt %d/%d): %s", notice.alert_id, notice.recipient,

@@ -12,8 +12,9 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from alerts.rules import Severity
 from tower.yamlfile import Duration, FileError, Located, load_model
@@ -30,6 +31,16 @@ class _Model(BaseModel):
 class Contact(_Model):
     name: str
     urls: tuple[str, ...] = Field(min_length=1, description="apprise URLs; ${VAR} is taken from the environment")
+    zone: str = Field("UTC", description="time zone of the times in their notices, e.g. Europe/Amsterdam")
+
+    @field_validator("zone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{zone}'; use an IANA name such as Europe/Amsterdam or UTC") from None
+        return zone
 
 
 class Rotation(_Model):

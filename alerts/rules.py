@@ -24,6 +24,7 @@ from tower.yamlfile import Duration, FileError, Located, load_model
 DEFAULT_RULES = Path(__file__).resolve().parent / "rules" / "default.yaml"
 CMAPSS_RULES = DEFAULT_RULES.with_name("cmapss.yaml")  # the drift rules `tower evaluate-cmapss` scores
 log = logging.getLogger("tower.alerts")
+QUIET_MS = 10 * 60_000  # a rule's default quiet period; geofence events (arrive, depart) have none
 
 
 class RulesError(FileError):
@@ -88,6 +89,11 @@ class _Rule(_Model):
     severity: SeverityName = "major"
     runbook: Runbook
     detects: tuple[FaultType, ...] = Field((), description="fault types it is meant to catch (for `tower evaluate`)")
+    quiet: Duration = Field(
+        QUIET_MS,
+        description="firing again this soon (event time) after clearing reopens the "
+        "alert without a new notice; its resolved notice waits as long (flapping)",
+    )
 
     @property
     def level(self) -> Severity:
@@ -200,6 +206,7 @@ class GeofenceRule(_Rule):
     site_types: tuple[SiteType, ...] = Field((), description="only sites of these types (default: any)")
     sites: str = Field("*", description="site id pattern")
     dwell_over: Duration | None = None
+    quiet: Duration = 0
 
     def watches(self, site: str, site_type: str | None, origin: str | None, destination: str | None) -> bool:
         return (

@@ -365,7 +365,7 @@ def act_on_alert(src: Source, person: Person, alert_id: str, action: str, note: 
     records); PermissionError if their role may not, ValueError says why the alert cannot."""
     if not person.may(ACTION_PERMISSION[action]):
         raise PermissionError(f"{person.name} is a {person.role} and may not {action} alerts")
-    alert = _book(src.alerts_db).act(alert_id, action, person.name, note, now_ms())
+    alert = _book(src.alerts_db).act(alert_id, action, person.name, note, now_ms(), via="dashboard")
     expire()  # statuses, KPIs and the queue all show it at once
     return alert
 

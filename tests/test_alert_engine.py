@@ -70,15 +70,34 @@ def _machine(publisher, minute_ms: int, state: str, device: str = "conv-9") -> N
                    {"ts": minute_ms, "state": state, "rpm": 0.0 if state == "fault" else 1450.0})  # fmt: skip
 
 
-def test_engine_notifies_announces_takes_acks_and_survives_a_restart(settings, publisher, webhook, engine_env,
-                                                                     tmp_path):  # fmt: skip
-    log = tmp_path / "alerts.log"
+def _watch(settings) -> dict[str, dict]:
+    """Alert announcements as they arrive, by topic (the watcher stops with the test's broker session)."""
     announced: dict[str, dict] = {}
-    watcher, address, properties = make_client(settings, f"test-watch-{os.getpid()}")
+    watcher, address, properties = make_client(settings, f"test-watch-{os.getpid()}-{len(_watchers)}")
     watcher.on_message = lambda c, u, m: announced.__setitem__(m.topic, json.loads(m.payload)) if m.payload else None
     watcher.on_connect = lambda c, *args: c.subscribe("tower/v1/alerts/+", qos=1)
     connect(watcher, address, properties, persistent=False)
     watcher.loop_start()
+    _watchers.append(watcher)
+    return announced
+
+
+_watchers: list = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_watchers():
+    yield
+    while _watchers:
+        watcher = _watchers.pop()
+        watcher.disconnect()
+        watcher.loop_stop()
+
+
+def test_engine_notifies_announces_takes_acks_and_survives_a_restart(settings, publisher, webhook, engine_env,
+                                                                     tmp_path):  # fmt: skip
+    log = tmp_path / "alerts.log"
+    announced = _watch(settings)
 
     engine = tower_process(["alerts", "run"], settings, log, engine_env)
     start = now_ms() - 30 * MIN
@@ -111,8 +130,6 @@ def test_engine_notifies_announces_takes_acks_and_survives_a_restart(settings, p
         _machine(publisher, start + minute * MIN, "running")
     wait_until(lambda: announced[topic]["status"] == "resolved", what="automatic resolution")
     assert stop_process(engine) == 0
-    watcher.disconnect()
-    watcher.loop_stop()
 
     book = AlertBook(settings.alerts_db)
     assert [a["id"] for a in book.alerts("all")] == [alert["id"]]  # one alert across the restart
@@ -133,12 +150,17 @@ def test_command_line_acknowledgement_stops_the_escalation(settings, publisher, 
     oncall = tmp_path / "oncall.yaml"
     two_levels = "levels: [{notify: [anna]}, {after: 8s, notify: [anna]}]"
     oncall.write_text(oncall.read_text().replace("levels: [{notify: [anna]}]", two_levels))
+    announced = _watch(settings)
     engine = tower_process(["alerts", "run"], settings, tmp_path / "alerts.log", engine_env)
     _machine(publisher, now_ms() - MIN, "fault")
     wait_until(lambda: webhook.received, what="the first notification")
     (alert,) = json.loads(tower(engine_env, "alerts", "list", "--format", "json").stdout)
     acked = tower(engine_env, "alerts", "ack", alert["id"], "--by", "anna", "--note", "mine")
     assert acked.returncode == 0 and f"{alert['id']} acknowledged by anna" in acked.stdout
+    topic = alert_topic(alert["id"])  # a person's action from the command line is announced like any other
+    wait_until(lambda: announced.get(topic, {}).get("status") == "acknowledged", what="the CLI ack announced")
+    assert announced[topic]["acked_by"] == "anna"
+    assert AlertBook(settings.alerts_db).history(alert["id"])[-1]["via"] == "cli"
     book = AlertBook(settings.alerts_db)
     assert book.escalation_steps_done(alert["id"]) == {0}, "acknowledged only after the second level was due"
     # A control: the same fault on another machine, raised after the acknowledgement. The engine escalates

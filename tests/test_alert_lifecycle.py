@@ -9,7 +9,7 @@ import pytest
 
 from alerts.book import AlertBook
 from alerts.conditions import State
-from alerts.engine import restore, snapshot
+from alerts.engine import Snapshot, restore, snapshot
 from alerts.evaluate import Change, RuleEvaluator
 from alerts.notify import Deliverer
 from alerts.oncall import OnCall, OnCallError, load_oncall
@@ -65,12 +65,12 @@ def test_lifecycle_from_pending_to_closed_with_an_audit_trail(tmp_path):
     risen = book.apply(_change(State.FIRING, T0 + 4 * MIN, Severity.CRITICAL), wall_ms=T0)
     assert risen.what == "escalated-severity" and risen.alert["severity"] == "critical"
     assert len(book.alerts("all")) == 1  # one open alert per (rule, entity)
-    book.acknowledge(alert_id, "anna", "on my way", T0 + 5 * MIN)
+    book.act(alert_id, "acknowledge", "anna", "on my way", T0 + 5 * MIN)
     with pytest.raises(ValueError, match="is acknowledged; only pending or firing alerts can be acknowledged"):
-        book.acknowledge(alert_id, "bram", "", T0 + 6 * MIN)
+        book.act(alert_id, "acknowledge", "bram", "", T0 + 6 * MIN)
     resolved = book.apply(_change(State.NORMAL, T0 + 20 * MIN), wall_ms=T0 + 20 * MIN)
     assert resolved.what == "resolved" and resolved.alert["resolved_ms"] == T0 + 20 * MIN
-    book.close_alert(alert_id, "anna", "bearing replaced", T0 + 30 * MIN)
+    book.act(alert_id, "close", "anna", "bearing replaced", T0 + 30 * MIN)
     trail = [(row["status"], row["actor"], row["note"]) for row in book.history(alert_id)]
     assert trail == [
         ("pending", "engine", f"pending at {T0}"),
@@ -85,7 +85,7 @@ def test_lifecycle_from_pending_to_closed_with_an_audit_trail(tmp_path):
     book.apply(_change(State.NORMAL, T0 + 41 * MIN), wall_ms=T0)
     assert [a["id"] for a in book.alerts("all")] == [alert_id]
     with pytest.raises(ValueError, match="no alert 'nope'"):
-        book.acknowledge("nope", "anna", "", T0)
+        book.act("nope", "acknowledge", "anna", "", T0)
 
 
 def test_resolved_alerts_close_after_the_configured_time(tmp_path):
@@ -103,20 +103,20 @@ def test_a_restarted_engine_keeps_its_open_alerts_and_rule_state(tmp_path):
     service = AlertService(RuleEvaluator(RULES), book, None, None)
     for minute in range(5):
         service.observe(_reading(minute, "running" if minute < 3 else "fault"), T0)
-    snapshot(state_path, service.evaluator, "rules-v1")
+    snapshot(state_path, Snapshot("rules-v1", service.evaluator, service.seq))
     book.close()
     # ... the process restarts ...
     book = AlertBook(tmp_path / "alerts.db")
     (open_alert,) = book.alerts("open")
-    evaluator = restore(state_path, RuleEvaluator(RULES), "rules-v1")
-    service = AlertService(evaluator, book, None, None)
+    restored = restore(state_path, RuleEvaluator(RULES), "rules-v1")
+    service = AlertService(restored.evaluator, book, None, None, seq=restored.seq)
     for minute in range(5, 8):
         service.observe(_reading(minute, "fault"), T0)
     assert [a["id"] for a in book.alerts("all")] == [open_alert["id"]]  # still the same alert, not a new one
     for minute in range(8, 15):
         service.observe(_reading(minute, "running"), T0)
     assert book.get(open_alert["id"])["status"] == "resolved"
-    assert restore(state_path, RuleEvaluator(RULES), "rules-v2").watermark_ms == 0  # other rules: start fresh
+    assert restore(state_path, RuleEvaluator(RULES), "rules-v2").evaluator.watermark_ms == 0  # other rules: fresh
 
 
 def test_rotation_hands_off_at_its_time_and_overrides_win():
@@ -166,7 +166,7 @@ def test_escalation_notifies_each_level_in_time_until_acknowledged(tmp_path):
         deliverer.wait_idle()
         assert [path for _, path, _ in webhook.received] == ["/anna", "/lead", "/anna"]
         (alert,) = book.alerts("open")
-        service.acknowledge(alert["id"], "anna", "looking", wall + 31 * MIN)
+        book.act(alert["id"], "acknowledge", "anna", "looking", wall + 31 * MIN)
         service.tick(wall + 60 * MIN)  # acknowledged: the repeat's second level never goes out
         deliverer.stop()
         assert len(webhook.received) == 3
@@ -211,10 +211,16 @@ def test_delivery_by_webhook_and_email_carries_the_runbook_and_how_to_acknowledg
         wait_until(lambda: smtp.messages, what="email")
         recipients, text = smtp.messages[0]
         assert recipients == ["anna@example.com"] and "machine-fault: conv-1" in text
-        for minute in range(1, 8):  # the machine runs again: resolved, and Anna is told
+        for minute in range(1, 8):  # the machine runs again: resolved, and once quiet long enough Anna is told
             service.observe(_reading(minute, "running"), wall + minute * MIN)
+        service.tick(wall + 8 * MIN)
+        deliverer.wait_idle()
+        assert len(webhook.bodies("/anna")) == 1  # not yet: it may flap back
+        service.tick(wall + 6 * MIN + RULE.quiet)
         deliverer.stop()
-        assert webhook.bodies("/anna")[-1]["title"] == "[RESOLVED] machine-fault: conv-1"
+        resolved = webhook.bodies("/anna")[-1]
+        assert resolved["title"] == "[RESOLVED] machine-fault: conv-1"
+        assert "How it ended: condition cleared: state is running" in resolved["message"]
         assert all(d["ok"] for d in book.deliveries(alert["id"]))
 
 
@@ -232,3 +238,50 @@ def test_failed_deliveries_are_retried_and_every_attempt_is_logged(tmp_path):
                                                                                ("anna", 3, 0)]  # fmt: skip
         assert all("500" in d["error"] for d in attempts) and attempts[0]["service"] == "json"
         assert len(webhook.received) == 3
+
+
+def test_a_notice_in_flight_at_a_crash_is_sent_again_once(tmp_path):
+    """Written before it is sent: one without an outcome after a stop is sent on the next start, and a
+    second stop during that does not make a third copy."""
+    with WebhookReceiver() as webhook:
+        book = AlertBook(tmp_path / "alerts.db")
+        with book.transaction():  # what a crashed engine left: a notice written, its delivery never finished
+            book.add_notice("a1", 0, "anna", (webhook.url("/anna"),), "[CRITICAL] machine-fault: conv-1", "body",
+                            "critical", T0)  # fmt: skip
+        deliverer = Deliverer(tmp_path / "alerts.db", attempts=1)
+        service = AlertService(RuleEvaluator(RULES), book, _oncall(webhook), deliverer)
+        assert service.resend_unfinished() == 1
+        deliverer.wait_idle()
+        assert [b["title"] for b in webhook.bodies("/anna")] == ["[CRITICAL] machine-fault: conv-1"]
+        assert service.resend_unfinished() == 0  # done now
+        book.db.execute("UPDATE notices SET done=0")  # as if the re-send had been in flight at a second crash
+        assert service.resend_unfinished() == 0
+        deliverer.stop()
+        assert len(webhook.received) == 1 and book.unfinished_notices() == []
+
+
+def test_after_a_crash_the_redelivered_readings_record_nothing_twice(tmp_path):
+    """The engine's restart in miniature: a snapshot, more readings recorded, a crash; the restored
+    state plus the redelivery of everything after the snapshot (the last of it twice: taken but not
+    acknowledged) ends with the book of an engine that never stopped, transition for transition."""
+    states = ["running", "fault", "fault"] + ["running"] * 17 + ["fault"] + ["running"] * 9  # two alerts
+    readings = [[_reading(minute, state)] for minute, state in enumerate(states)]
+
+    def book_of(service: AlertService) -> list[tuple]:
+        return [(a["id"], a["status"], a["fired_ms"], a["resolved_ms"], len(service.book.history(a["id"])))
+                for a in service.book.alerts("all")]  # fmt: skip
+
+    reference = AlertService(RuleEvaluator(RULES), AlertBook(tmp_path / "reference.db"), None, None)
+    for item in readings:
+        reference.observe_input(item, T0)
+    crashed = AlertService(RuleEvaluator(RULES), AlertBook(tmp_path / "crashed.db"), None, None)
+    for item in readings[:5]:
+        crashed.observe_input(item, T0)
+    snapshot(tmp_path / "state.pickle", Snapshot("rules", crashed.evaluator, crashed.seq))
+    for item in readings[5:25]:  # recorded in the book, not in the snapshot; then the process dies
+        crashed.observe_input(item, T0)
+    restored = restore(tmp_path / "state.pickle", RuleEvaluator(RULES), "rules")
+    again = AlertService(restored.evaluator, AlertBook(tmp_path / "crashed.db"), None, None, seq=restored.seq)
+    for item in [readings[4], *readings[5:]]:
+        again.observe_input(item, T0)
+    assert book_of(again) == book_of(reference) and len(book_of(reference)) == 2

@@ -103,13 +103,17 @@ def test_rate_of_change_fires_on_a_jump_not_on_a_slow_drift():
 
 
 def test_missing_data_is_judged_by_the_fleet_watermark_not_the_wall_clock():
+    """Judged when the watermark enters a new minute of event time: at the same reading of the stream
+    however fast it arrives (a restarted engine working through a backlog decides the same)."""
     rules = _rules({"id": "silent", "type": "missing_data", "scope": {"kind": "shipment"}, "after": "15m"})
     evaluator = RuleEvaluator(rules)
+    changes = []
     for i in range(30):  # trk-2 keeps reporting; trk-1 stops after minute 5
-        evaluator.observe(_reading(T0 + i * MIN, device="trk-2", lat=1.0))
+        changes += [(i, c) for c in evaluator.observe(_reading(T0 + i * MIN, device="trk-2", lat=1.0))]
         if i <= 5:
             evaluator.observe(_reading(T0 + i * MIN, device="trk-1", lat=1.0))
-    (silence,) = evaluator.advance(T0 + 29 * MIN)
+    ((minute, silence),) = changes
+    assert minute == 21  # the first reading more than 15 min after trk-1's last
     assert (silence.device_id, silence.state, silence.at_ms) == ("trk-1", State.FIRING, T0 + 20 * MIN)
     assert evaluator.advance(T0 + 40 * MIN) == []  # fires once
     (back,) = evaluator.observe(_reading(T0 + 41 * MIN, device="trk-1", lat=1.0))

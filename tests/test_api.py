@@ -345,7 +345,7 @@ def test_fuzzed_requests_never_get_a_500_and_match_the_spec(fuzzed_api):
     operations = [
         result.ok() for result in schemathesis.openapi.from_url(f"{api.url}/openapi.json").get_all_operations()
     ]
-    assert len(operations) == 12
+    assert len(operations) == 14
 
     for operation in operations:
 

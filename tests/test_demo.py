@@ -1,5 +1,6 @@
-"""The README's run command: `tower demo` brings up broker, collector, alert engine and simulator, and
-stops cleanly; it and `tower dashboard` leave no process behind, Streamlit's included."""
+"""The README's run command: `tower demo` brings up broker, collector, alert engine, simulator, dashboard
+and API (its real port handed to the engine for the links in notices), and stops cleanly; it and
+`tower dashboard` leave no process behind, Streamlit's included."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from dashboards.users import Users
 from tests.conftest import REPO, descendants, wait_until
@@ -39,8 +41,15 @@ def test_demo_fills_the_store_and_stops_on_ctrl_c(tmp_path):
         wait_until(lambda: b"subscribed to" in alerts_log.read_bytes(), what="the alert engine")
         dashboard_log = tmp_path / "var" / "logs" / "dashboard.log"
         wait_until(lambda: b"You can now view" in dashboard_log.read_bytes(), timeout_s=30, what="the dashboard")
+        api_log = tmp_path / "var" / "logs" / "api.log"  # the one-click acknowledgement links point at it
+        wait_until(lambda: b"Uvicorn running on" in api_log.read_bytes(), timeout_s=30, what="tower api")
         started = set(descendants()) - set(before)
         assert any("streamlit" in command for pid, command in descendants().items() if pid in started)
+        engine = next(pid for pid, command in descendants().items() if pid in started and "alerts run" in command)
+        environment = dict(item.split("=", 1) for item in (Path("/proc") / str(engine) / "environ").read_bytes()
+                           .decode().split("\0") if "=" in item)  # fmt: skip
+        api_port = environment["TOWER_API_URL"].rsplit(":", 1)[-1]
+        assert f"--port {api_port}" in next(c for p, c in descendants().items() if p in started and " api " in c)
     finally:
         demo.send_signal(signal.SIGINT)
         output = demo.communicate(timeout=60)[0].decode()

@@ -81,9 +81,22 @@ class Settings(BaseSettings):
     alert_rules: str = Field("default", description="rule file, or 'default' (alerts/rules/default.yaml)")
     oncall: Path | None = Field(None, description="on-call file (contacts, schedules, policies, routes)")
     alerts_client_id: str = Field("tower-alerts", description="MQTT client id of the alert engine's session")
-    alerts_snapshot_s: float = Field(30.0, gt=0, description="seconds between snapshots of the rule state")
+    alerts_snapshot_s: float = Field(
+        10.0, gt=0, description="seconds between snapshots of the rule state (readings are acknowledged after one)"
+    )
     alerts_close_after_s: float = Field(24 * 3600.0, gt=0, description="resolved alerts close after this")
+    alerts_inflight_max: int = Field(
+        65_535, ge=1, le=65_535, description="readings the engine may hold unacknowledged until its next snapshot"
+    )
+    alerts_group_window_s: float = Field(
+        3600.0, ge=0, description="an alert joins a group of its rule and place that fired this long before; 0: none"
+    )
     dashboard_url: str = Field("http://localhost:8501", description="base of the links in notifications")
+    api_url: str = Field("http://localhost:8600", description="base of the one-click acknowledgement links")
+    ack_link_key: SecretStr | None = Field(
+        None, description="key signing acknowledgement links (default: $TOWER_DATA_DIR/ack-link.key); never logged"
+    )
+    ack_link_ttl_s: float = Field(24 * 3600.0, gt=0, description="acknowledgement links expire after this")
 
     # Store retention
     raw_retention_days: float = Field(30.0, gt=0, description="raw readings older than this are rolled up")
@@ -93,7 +106,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "oncall", "network", "ingest_share_group", "mqtt_ca_file", "mqtt_cert_file", "mqtt_key_file", "api_tokens_file",
-        "api_token", "dashboard_users_file", mode="before",
+        "api_token", "dashboard_users_file", "ack_link_key", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

@@ -34,6 +34,7 @@ class Scale:
     readings: int
     outage_s: float
     influx_retry_s: float  # the collector's TOWER_INFLUX_MAX_RETRY_TIME_S
+    scenario_hours: int  # of the default scenario, streamed into the alert engines
 
     @property
     def wait_s(self) -> float:
@@ -41,8 +42,8 @@ class Scale:
         return 120 + self.readings / 200 + 2 * self.outage_s
 
 
-FULL = Scale(readings=50_000, outage_s=60, influx_retry_s=30)
-SHORT = Scale(readings=2_000, outage_s=3, influx_retry_s=2)
+FULL = Scale(readings=50_000, outage_s=60, influx_retry_s=30, scenario_hours=24)
+SHORT = Scale(readings=2_000, outage_s=3, influx_retry_s=2, scenario_hours=6)
 
 
 @dataclass(frozen=True)

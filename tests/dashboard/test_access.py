@@ -69,7 +69,7 @@ def test_an_operators_acknowledgement_is_recorded_under_their_name(var):
     assert acked["status"] == "acknowledged" and acked["acked_by"] == "operator"
     assert book.history(alert["id"])[-1] | {"at_ms": 0} == {"alert_id": alert["id"], "at_ms": 0,
                                                             "status": "acknowledged", "actor": "operator",
-                                                            "note": "on my way"}  # fmt: skip
+                                                            "note": "on my way", "via": "dashboard"}  # fmt: skip
     # the page shows it at once: the status, the audit trail, the queue, and no second acknowledge
     assert any("Status: **acknowledged** by operator" in m.value for m in app.markdown)
     assert app.table[0].value.iloc[-1].tolist()[1:] == ["acknowledged", "operator", "on my way"]

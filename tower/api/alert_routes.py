@@ -1,7 +1,7 @@
 """/alerts: the alert queue, one alert with its runbook and audit trail, acknowledge and resolve.
 
-Actions go through the alert book's `act`, as the CLI's and the dashboard's do, recorded with the
-token's name as `by` and the wall clock, like every person's action.
+Actions go through the alert book's `act`, as the CLI's, the dashboard's, MQTT's and the one-click
+link's do, recorded with the token's name as `by` and the wall clock, like every person's action.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _act(backend: Backend, alert_id: str, action: str, caller: Caller, note: Not
     with backend.alert_book() as book:
         _existing(book.get(alert_id), alert_id)
         try:
-            alert = book.act(alert_id, action, caller.name, note.note if note else "", now_ms())
+            alert = book.act(alert_id, action, caller.name, note.note if note else "", now_ms(), via="api")
         except ValueError as problem:  # not in a status this action applies to
             raise HTTPException(409, str(problem)) from None
     return Alert.of(alert)

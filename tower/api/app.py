@@ -14,7 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from tower.api import alert_routes, shipment_routes
+from alerts.links import AckLinks
+from tower.api import ack_routes, alert_routes, shipment_routes
 from tower.api.auth import Reader
 from tower.api.backend import Backend
 from tower.api.schemas import Health, NetworkView, Problem
@@ -26,9 +27,10 @@ from tower.process import stop_event
 log = logging.getLogger("tower.api")
 
 DESCRIPTION = """Shipments in and out of Control Tower for integrations (a TMS, an ERP, scripts), and the alert
-queue. Every route but `/health` takes `Authorization: Bearer <token>`; a token's role says what it may do
-(viewer: read; operator: + acknowledge and resolve alerts; integration: + write shipments and acknowledge;
-admin: all). Times are RFC 3339 with a zone. Plans are validated as the CSV import and MQTT plans are."""
+queue. Every route but `/health` and the one-click acknowledgement links of notices (`/ack/...`, signed)
+takes `Authorization: Bearer <token>`; a token's role says what it may do (viewer: read; operator: +
+acknowledge and resolve alerts; integration: + write shipments and acknowledge; admin: all). Times are RFC 3339
+with a zone. Plans are validated as the CSV import and MQTT plans are."""
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -49,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.tokens = tokens
     app.include_router(shipment_routes.routes(backend))
     app.include_router(alert_routes.routes(backend))
+    app.include_router(ack_routes.routes(backend, AckLinks.from_settings(settings), settings.dashboard_url))
 
     @app.get("/network", tags=["network"], summary="Sites, lanes, cargo types, sensors and equipment, with the "
              "master data revision", responses={401: {"model": Problem}, 403: {"model": Problem}})  # fmt: skip

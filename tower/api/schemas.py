@@ -99,7 +99,10 @@ class Alert(BaseModel):
     resolved_wall: Moment | None
     closed: Moment | None
     value: float | None
-    detail: str
+    detail: str = Field(description="what the rule saw last while it fired (kept once resolved)")
+    resolution: str = Field("", description="how it ended: the condition's words, a person's note, a cancellation")
+    group_id: str | None = Field(None, description="the group's lead: same rule, same place; notified through it")
+    revision: int = Field(0, description="changes with every write; an action may name the revision it saw")
 
     @classmethod
     def of(cls, row: dict) -> Alert:
@@ -119,6 +122,7 @@ class Transition(BaseModel):
     status: str
     actor: str = Field(description="'engine', or the person or token name that acted")
     note: str
+    via: str = Field("", description="a person's channel: cli, dashboard, api, link or mqtt")
 
 
 class Delivery(BaseModel):
@@ -145,7 +149,8 @@ class AlertDetail(Alert):
             runbook=Runbook(owner=runbook["owner"], respond_within_s=runbook["respond_within"] // 1000,
                             steps=runbook["steps"]),
             context=row["context"],
-            history=[Transition(at=t["at_ms"], status=t["status"], actor=t["actor"], note=t["note"]) for t in history],
+            history=[Transition(at=t["at_ms"], status=t["status"], actor=t["actor"], note=t["note"], via=t["via"])
+                     for t in history],
             deliveries=[Delivery(at=d["at_ms"], step=d["step"], recipient=d["recipient"], service=d["service"],
                                  attempt=d["attempt"], ok=bool(d["ok"]), error=d["error"]) for d in deliveries],
         )  # fmt: skip

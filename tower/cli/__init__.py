@@ -22,8 +22,8 @@ from tower.store import StoreUnavailable
 
 FORMATS = ("table", "csv", "json")
 # Optional dependencies by the extra that installs them (pyproject.toml): the collector's image has none.
-EXTRAS = {"apprise": "alerts", "influxdb_client": "influx", "urllib3": "influx", "streamlit": "dashboard",
-          "pydeck": "dashboard", "argon2": "dashboard"}  # fmt: skip
+EXTRAS = {"apprise": "alerts", "itsdangerous": "alerts", "influxdb_client": "influx", "urllib3": "influx",
+          "streamlit": "dashboard", "pydeck": "dashboard", "argon2": "dashboard"}  # fmt: skip
 BROKER_HELP = "mqtt[s]://[account:password@]host:port (default: $TOWER_BROKER)"
 
 

@@ -44,12 +44,17 @@ def show_alert(args: argparse.Namespace) -> int:
     runbook = alert["runbook"]
     _print(f"{alert['id']}  [{alert['severity']}] {alert['rule']} on {alert['entity']}: {alert['status']}")
     _print(f"  {alert['detail']}")
+    if alert["resolution"]:
+        _print(f"  ended: {alert['resolution']}")
+    if alert["group_id"] not in (None, alert["id"]):
+        _print(f"  grouped with {alert['group_id']} (same rule, same place; notified through it)")
     _print(f"  runbook: {runbook['owner']}, respond within {runbook['respond_within'] // 60_000} min")
     for number, step in enumerate(runbook["steps"], 1):
         _print(f"    {number}. {step}")
     _print("  history:")
     for row in history:
-        _print(f"    {rfc3339(row['at_ms'])}  {row['status']:<12} {row['actor']:<10} {row['note']}")
+        via = f" (via {row['via']})" if row["via"] else ""
+        _print(f"    {rfc3339(row['at_ms'])}  {row['status']:<12} {row['actor']:<10} {row['note']}{via}")
     for row in deliveries:
         outcome = "delivered" if row["ok"] else f"failed: {row['error']}"
         _print(f"    {rfc3339(row['at_ms'])}  notify step {row['step']} {row['recipient']} via {row['service']}: "
@@ -59,7 +64,7 @@ def show_alert(args: argparse.Namespace) -> int:
 
 def act_on_alert(args: argparse.Namespace) -> int:
     action = "acknowledge" if args.action == "ack" else args.action
-    alert = _book(load_settings()).act(args.alert_id, action, args.by, args.note, now_ms())
+    alert = _book(load_settings()).act(args.alert_id, action, args.by, args.note, now_ms(), via="cli")
     print(f"{alert['id']} {alert['status']} by {args.by}")
     return 0
 

@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -147,7 +148,7 @@ def _demo_user(data_dir: Path) -> Path:
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Broker, collector, alert engine and the default scenario (at 60x, ending now) as child processes."""
+    """Broker, collector, alert engine, dashboard, API and the default scenario (at 60x, ending now) as children."""
     from simulators.run import default_start_ms
     from tower.masterdata.store import MasterStore
     from tower.scenario import DEFAULT_SCENARIO, load_scenario
@@ -157,6 +158,8 @@ def demo(args: argparse.Namespace) -> int:
     data_dir = settings.data_dir
     speed = 60
     dashboard_port = 8501 if port_free(8501) else free_port()
+    api_port = 8600 if port_free(8600) else free_port()
+    api_token = "tower_demo_" + secrets.token_urlsafe(24)  # this run's, for trying the API (role admin)
     start = rfc3339(default_start_ms(load_scenario("default").duration, speed, now_ms()))
     MasterStore(settings.master_db).sync_network_file(DEFAULT_SCENARIO)  # the dashboard shows the sites at once
     done = stop_event()  # before any child starts: SIGTERM must never end this process without them
@@ -172,6 +175,7 @@ def demo(args: argparse.Namespace) -> int:
             "TOWER_STORE": settings.store,
             "TOWER_NETWORK": str(DEFAULT_SCENARIO),  # a scenario's network part serves as the network file
             "TOWER_DASHBOARD_URL": dashboard_url,  # the links in notifications
+            "TOWER_API_URL": f"http://127.0.0.1:{api_port}",  # the one-click acknowledgement links
         }
         logs = data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -182,15 +186,19 @@ def demo(args: argparse.Namespace) -> int:
             "simulate": [*tower, "simulate", "--speed", str(speed), "--start", start,
                          "--truth", str(logs / "truth.jsonl")],
             "dashboard": [*tower, "dashboard", "--port", str(dashboard_port)],
+            "api": [*tower, "api", "--port", str(api_port)],
         }  # fmt: skip
+        api_env = {"TOWER_API_TOKEN": api_token, "TOWER_API_TOKEN_NAME": "demo", "TOWER_API_TOKEN_ROLE": "admin"}
         for name, command in commands.items():
             with open(logs / f"{name}.log", "ab") as log_file:  # the child has its own copy
                 child_env = {**env, "TOWER_BROKER": broker_urls[name]} if name in broker_urls else env
+                child_env = {**child_env, **api_env} if name == "api" else child_env
                 children.start(name, command, env=child_env, stdout=log_file, stderr=subprocess.STDOUT)
         store = redact_url(settings.store)
         print(
             f"Control Tower demo running: {local.name} on {local.url} (accounts only), store {store}\n"
             f"  dashboard:   {dashboard_url}   (user demo, password: cat {password_file})\n"
+            f"  api:         http://127.0.0.1:{api_port}/docs   (token for this run: {api_token})\n"
             f"  logs:        {logs}/\n"
             f"  devices:     tower devices --store {store}\n"
             f"  add one:     tower devices add ID --kind shipment "

@@ -19,6 +19,7 @@ from functools import cached_property
 from tower.domain import ShipmentStatus
 from tower.geo import LatLon, Route, distance_m
 from tower.masterdata.model import CargoType, Equipment, Network, Range, Shipment, Site, WarehouseSensor
+from tower.timeutil import rfc3339
 
 LOADING_MS = 60 * 60_000  # a tracker belongs to its next shipment from this long before departure
 
@@ -156,7 +157,8 @@ class MasterData:
             shipment = plan.shipment
             context |= {"shipment": plan.shipment_id, "order": shipment.order, "cargo": plan.cargo,
                         "customer": shipment.customer or plan.destination.name, "origin": plan.origin.name,
-                        "destination": plan.destination.name}  # fmt: skip
+                        "destination": plan.destination.name, "lane": plan.lane,
+                        "promised": rfc3339(plan.promised_ms)}  # fmt: skip
         where = position or (site.position if site else None)
         if where is not None:
             context["position"] = f"{where[0]:.4f}, {where[1]:.4f}"
