@@ -36,6 +36,7 @@ from pathlib import Path
 from alerts.conditions import State
 from alerts.evaluate import Change, Tracking
 from alerts.schema import create_tables
+from tower import sqlitedb
 from tower.domain import OPEN_STATUSES, Severity
 
 ENGINE = "engine"
@@ -55,12 +56,8 @@ class Event:
 
 class AlertBook:
     def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+        self.db = sqlitedb.connect(path, synchronous="NORMAL")
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
         create_tables(self.db)
         self._depth = 0
 
@@ -77,16 +74,12 @@ class AlertBook:
             finally:
                 self._depth -= 1
             return
-        self.db.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
-            yield
-        except BaseException:
+            with sqlitedb.write_transaction(self.db):
+                yield
+        finally:
             self._depth = 0
-            self.db.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self.db.execute("COMMIT")
 
     # -- the engine's side ------------------------------------------------------------------------
 

@@ -152,8 +152,7 @@ def devices(src: Source) -> pd.DataFrame:
 @_live
 def as_of(src: Source) -> int:
     """The newest event time in the store (the wall clock when it is empty)."""
-    seen = [d.last_seen_ms for d in _store(src.store).devices() if d.last_seen_ms is not None]
-    return max(seen, default=now_ms())
+    return _store(src.store).as_of_ms()
 
 
 @_live

@@ -23,7 +23,6 @@ from tower.masterdata.model import Shipment
 from tower.masterdata.store import MasterStore
 from tower.masterdata.view import MasterData
 from tower.store import open_store
-from tower.timeutil import now_ms
 
 AS_OF_TTL_S = 1.0  # "as of" scans the device registry; once a second is fresh enough for a reading's time
 
@@ -54,11 +53,10 @@ class Backend:
         return self.live.current()
 
     def as_of(self) -> int:
-        """The newest event time in the store (the wall clock when it is empty), as dashboards/data.py."""
+        """Store.as_of_ms, read at most once every AS_OF_TTL_S."""
         checked = time.monotonic()
         if self._as_of is None or checked - self._as_of[0] >= AS_OF_TTL_S:
-            seen = [d.last_seen_ms for d in self.store.devices() if d.last_seen_ms is not None]
-            self._as_of = (checked, max(seen, default=now_ms()))
+            self._as_of = (checked, self.store.as_of_ms())
         return self._as_of[1]
 
     def judge(self, shipments: list[Shipment], as_of: int) -> Judgement:

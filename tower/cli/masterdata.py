@@ -101,7 +101,7 @@ def _standing(network: Network, shipments: list[Shipment]) -> dict[str, Shipment
     except ValueError:  # no store yet: nothing has reported
         as_of = now_ms()
     else:
-        as_of = max((d.last_seen_ms for d in readings.devices() if d.last_seen_ms is not None), default=now_ms())
+        as_of = readings.as_of_ms()
         readings.close()
     book = AlertBook(settings.alerts_db)
     try:

@@ -12,12 +12,12 @@ collector for MQTT plans, the API, the CLI); each write is one IMMEDIATE transac
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tower import sqlitedb
 from tower.domain import ShipmentStatus
 from tower.masterdata.files import load_network_file
 from tower.masterdata.model import Network, PlanMessage, Shipment, StatusEvent
@@ -51,11 +51,7 @@ class MasterDataError(ValueError):
 
 class MasterStore:
     def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.db = sqlitedb.connect(path, synchronous="FULL")
         self.db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._snapshot: MasterData | None = None
@@ -211,14 +207,8 @@ class MasterStore:
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+        with self._lock, sqlitedb.write_transaction(self.db):
+            yield
 
 
 def _keep_progress(current: Shipment, incoming: Shipment) -> Shipment:

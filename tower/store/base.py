@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tower.contract import DeadLetter, DeviceKind, DeviceStatus, Reading, StatusChange
+from tower.timeutil import now_ms
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,6 +75,11 @@ class Store(ABC):
     @abstractmethod
     def devices(self) -> list[DeviceInfo]:
         """Every device seen, with kind, last event time and status."""
+
+    def as_of_ms(self) -> int:
+        """The newest event time in the store (the wall clock when it is empty): the "now" of every
+        view of the data (dashboard, API, CLI), so a replay or a late backlog is judged at its own time."""
+        return max((d.last_seen_ms for d in self.devices() if d.last_seen_ms is not None), default=now_ms())
 
     @abstractmethod
     def latest(self, kind: DeviceKind | None = None) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tower import sqlitedb
 from tower.contract import (
     RESERVED_FIELD_NAMES,
     DeadLetter,
@@ -46,16 +47,12 @@ _SHADOWING = ", ".join(f"'{name}'" for name in sorted(RESERVED_FIELD_NAMES))
 
 class SqliteStore(Store):
     def __init__(self, path: Path, busy_timeout_ms: int = 2000) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._columns: dict[str, FieldSpec] = storage_columns()
         # Means are taken of numbers only: booleans and text are left out of rollups and downsampling.
         self._numeric = [name for name, spec in self._columns.items() if spec.type in (float, int)]
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = sqlitedb.connect(path, synchronous="FULL", busy_timeout_s=busy_timeout_ms / 1000)
         # A larger page cache and fewer, larger checkpoints: hot B-tree pages of many devices' series
         # are written back once per checkpoint rather than once per few commits.
         self._db.execute("PRAGMA cache_size=-16384")
@@ -148,13 +145,8 @@ class SqliteStore(Store):
         refuses a value in it (StoreRejected)."""
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
+                with sqlitedb.write_transaction(self._db):
                     yield self._db
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.rollback()
-                    raise
             except _REFUSALS as error:
                 raise StoreRejected(f"sqlite {self.path}: {error}") from error
             except sqlite3.OperationalError as error:
