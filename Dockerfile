@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The tower's images, one per service, from one wheel; each installs only its own extra, so the
 # collector's image carries no Streamlit, pydeck or apprise. docker-compose.yml picks the target:
-#   ingest (core + [influx]), alerts ([alerts,influx]), dashboard ([dashboard,influx]), tools (core:
+#   ingest (core + [influx]), alerts ([alerts,influx]), dashboard ([dashboard,influx]), api ([api,influx]), tools (core:
 #   `tower devices|accounts`, which talk to the broker over MQTT, and `tower simulate`).
 # Pinned base: a patch release on a Debian release (pin the digest too where your registry policy asks).
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
@@ -16,7 +16,7 @@ COPY ingest ./ingest
 COPY alerts ./alerts
 COPY simulators ./simulators
 COPY dashboards ./dashboards
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[influx,alerts,dashboard]"
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[influx,alerts,dashboard,api]"
 
 FROM ${PYTHON_IMAGE} AS base
 RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home tower \
@@ -44,6 +44,13 @@ RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
 USER tower
 EXPOSE 8501
 CMD ["dashboard", "--port", "8501"]
+
+FROM base AS api
+RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
+    pip install --no-index --find-links /wheels "control-tower[api,influx]"
+USER tower
+EXPOSE 8600
+CMD ["api", "--port", "8600"]
 
 FROM base AS tools
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \

@@ -228,11 +228,12 @@ def launch_api(folder: Path, env: dict[str, str]) -> Api:
     return api
 
 
-def stop_api(api: Api) -> int | None:
+def stop_api(api: Api) -> int:
+    """SIGTERM it if it still runs; its exit status."""
     if api.process.poll() is None:
         api.process.send_signal(signal.SIGTERM)
-        return api.process.wait(30)
-    return None
+        api.process.wait(30)
+    return api.process.returncode
 
 
 @pytest.fixture

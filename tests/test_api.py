@@ -100,6 +100,15 @@ def test_create_update_and_cancel_land_in_the_master_store_and_the_cli(network_a
     assert rows["SHP-API-2"]["status"] == "departed"
 
 
+def test_the_container_healthcheck_follows_the_api(network_api):
+    api, _ = network_api
+    port = api.url.rsplit(":", 1)[1]
+    assert _tower("health", "api", "--port", port, env={}).returncode == 0
+    assert stop_api(api) == 0
+    stopped = _tower("health", "api", "--port", port, env={})
+    assert stopped.returncode == 1 and stopped.stderr.startswith("tower: unhealthy:"), stopped.stderr
+
+
 def test_paging_walks_every_shipment_once(network_api):
     api, tokens = network_api
     with api.client(tokens["integration"]) as http:

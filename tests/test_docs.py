@@ -42,14 +42,15 @@ def test_docker_compose_file_is_valid():
     assert "TOWER_INFLUX_TOKEN" in rendered and "influxdb:2." in rendered
     services = yaml.safe_load(rendered)["services"]
     published = {name: [str(p) for p in service["ports"]] for name, service in services.items() if "ports" in service}
-    # Devices reach the broker over TLS only; InfluxDB not at all; the dashboard (sign-in, plain HTTP) on loopback.
+    # Devices reach the broker over TLS only; InfluxDB not at all; the dashboard (sign-in) and the API (tokens),
+    # plain HTTP both, on loopback.
     assert published == {"mosquitto": [str({"published": 8883, "target": 8883})],
-                         "dashboard": ["127.0.0.1:8501:8501/tcp"]}, published  # fmt: skip
+                         "dashboard": ["127.0.0.1:8501:8501/tcp"], "api": ["127.0.0.1:8600:8600/tcp"]}, published  # fmt: skip
     assert services["simulator"]["profiles"] == ["demo"] and services["admin"]["profiles"] == ["admin"]
     for name, service in services.items():
         if "healthcheck" not in service:
             raise AssertionError(f"service {name} has no healthcheck")
-        if name not in ("mosquitto", "influxdb", "dashboard"):
+        if name not in ("mosquitto", "influxdb", "dashboard", "api"):
             assert service["environment"]["TOWER_BROKER"].startswith("mqtts://"), name
     broker = (REPO / "deploy" / "mosquitto.conf").read_text()
     assert "allow_anonymous false" in broker and "listener 1883" not in broker

@@ -115,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     _user_commands(sub)
 
     health = sub.add_parser("health", help="exit 0 if a service here is alive (container healthchecks)")
-    health.add_argument("service", choices=("ingest", "alerts", "dashboard"))
-    health.add_argument("--port", type=int, default=8501, help="dashboard: its HTTP port (default: 8501)")
+    health.add_argument("service", choices=("ingest", "alerts", "dashboard", "api"))
+    health.add_argument("--port", type=int, help="dashboard, api: its HTTP port (default: 8501, 8600)")
     health.set_defaults(run="commands:health")
 
     demo = sub.add_parser("demo", help="run the whole system locally: broker, collector, simulator (default scenario)")

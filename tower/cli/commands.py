@@ -101,7 +101,9 @@ def health(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     if args.service == "dashboard":
-        problem = http_problem(f"http://127.0.0.1:{args.port}/_stcore/health")
+        problem = http_problem(f"http://127.0.0.1:{args.port or 8501}/_stcore/health")
+    elif args.service == "api":
+        problem = http_problem(f"http://127.0.0.1:{args.port or settings.api_port}/health")
     else:
         client_id = settings.ingest_client_id if args.service == "ingest" else settings.alerts_client_id
         problem = heartbeat_problem(settings.health_dir / client_id, args.service)
