@@ -87,6 +87,11 @@ class AlertBook:
         """Record a rule's state change; the event to announce, if any."""
         with self.transaction():
             current = self._open(change.rule.id, change.entity_id)
+            if change.refresh:
+                if current is not None and current["fired_ms"] is not None:  # not a revision: nothing to decide on
+                    self.db.execute("UPDATE alerts SET value=?, detail=? WHERE id=?",
+                                    (change.value, change.detail, current["id"]))  # fmt: skip
+                return None
             if change.state is State.PENDING:
                 if current is None and self._flapping(change) is None:
                     self._insert(change, "pending", None, group_window_ms)

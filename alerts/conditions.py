@@ -138,6 +138,7 @@ class Geofence(Condition):
 
     inside: str | None = None
     inside_type: str | None = None
+    inside_name: str | None = None
     candidate: str | None = None
     entered_at: int = 0
     seen: bool = False
@@ -146,8 +147,9 @@ class Geofence(Condition):
         if where is None:
             return
         if where.site != self.inside and where.site == self.candidate:
-            before = (self.inside, self.inside_type)
-            self.inside, self.inside_type, self.entered_at = where.site, where.site_type, ts
+            before = (self.inside, self.inside_type, self.inside_name)
+            self.inside, self.inside_type, self.inside_name = where.site, where.site_type, where.site_name
+            self.entered_at = ts
             if self.seen:
                 self._crossed(rule, ts, before, where, plan)
         elif self.state is State.FIRING and rule.event != "dwell":
@@ -158,14 +160,21 @@ class Geofence(Condition):
             dwelt = ts - self.entered_at
             self._hold(ts, matching and dwelt > rule.dwell_over, not matching, 0, 0)
             if matching:
-                self.value, self.detail = dwelt / MINUTE, f"at {self.inside} for {dwelt // MINUTE} min"
+                self.value = dwelt / MINUTE
+                self.detail = f"at {_place(self.inside, self.inside_name)} for {dwelt // MINUTE} min"
 
-    def _crossed(self, rule: GeofenceRule, ts: int, left: tuple[str | None, str | None], entered: Position,
-                 plan: ShipmentPlan | None) -> None:  # fmt: skip
-        site, site_type = (entered.site, entered.site_type) if rule.event == "arrive" else left
+    def _crossed(self, rule: GeofenceRule, ts: int, left: tuple[str | None, str | None, str | None],
+                 entered: Position, plan: ShipmentPlan | None) -> None:  # fmt: skip
+        entered_site = (entered.site, entered.site_type, entered.site_name)
+        site, site_type, name = entered_site if rule.event == "arrive" else left
         if rule.event != "dwell" and site is not None and _watched(rule, site, site_type, plan):
             self.state, self.since = State.FIRING, ts
-            self.detail = f"{'arrived at' if rule.event == 'arrive' else 'departed from'} {site}"
+            self.detail = f"{'arrived at' if rule.event == 'arrive' else 'departed from'} {_place(site, name)}"
+
+
+def _place(site: str, name: str | None) -> str:
+    """A site as people know it, with the id the tower files it under: "North DC (dc-north)"."""
+    return f"{name} ({site})" if name and name != site else site
 
 
 def _watched(rule: GeofenceRule, site: str, site_type: str | None, plan: ShipmentPlan | None) -> bool:

@@ -37,7 +37,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from alerts.book import AlertBook
-from alerts.evaluate import RuleEvaluator
+from alerts.evaluate import STATE_FORMAT, RuleEvaluator
 from alerts.links import AckLinks
 from alerts.notify import Deliverer
 from alerts.oncall import load_oncall
@@ -75,7 +75,8 @@ class Snapshot:
 def build_evaluator(settings: Settings) -> tuple[RuleEvaluator, str]:
     """The evaluator for the configured rules, and their fingerprint (master data comes later, live)."""
     rules = load_rules(settings.alert_rules)
-    return RuleEvaluator(rules), hashlib.sha1(rules.model_dump_json().encode()).hexdigest()
+    fingerprint = hashlib.sha1(f"{STATE_FORMAT}|{rules.model_dump_json()}".encode()).hexdigest()
+    return RuleEvaluator(rules), fingerprint
 
 
 def restore(path: Path, fresh: RuleEvaluator, fingerprint: str) -> Snapshot:

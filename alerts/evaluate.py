@@ -32,6 +32,11 @@ from tower.masterdata.view import LOADING_MS, Entity, MasterData, Position
 REORDER_DEPTH = 8  # newest readings kept per device to place late ones among
 REORDER_HORIZON_MS = 2 * 3_600_000  # and no older than this behind the device's newest
 SILENCE_SCAN_MS = 60_000  # missing data is judged once per minute of event time
+# A firing alert's detail and value (minutes out of range, distance off route, ...) are brought up to
+# date this often in event time, so the queue and a late reader see how it stands, not how it began.
+DETAIL_REFRESH_MS = 5 * 60_000
+# Bumped when the shape of the rule state changes: a snapshot of another shape is not restored.
+STATE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Change:
     detail: str
     context: dict[str, str] = field(default_factory=dict)
     resolution: str = ""  # how an alert ended, when not by its condition clearing (a cancelled shipment...)
+    refresh: bool = False  # the same state, its detail and value brought up to date (DETAIL_REFRESH_MS)
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ class _Device:
     checkpoint: dict[str, Condition] = field(default_factory=dict)
     current: dict[str, Condition] = field(default_factory=dict)
     reported: dict[str, tuple[State, Severity]] = field(default_factory=dict)
+    refreshed: dict[str, int] = field(default_factory=dict)  # event time each rule's state was last reported
     arrival_checkpoint: ArrivalWatch = field(default_factory=ArrivalWatch)
     arrival: ArrivalWatch = field(default_factory=ArrivalWatch)
     silent: set[str] = field(default_factory=set)
@@ -263,6 +270,7 @@ class RuleEvaluator:
             if rule.id in carried:
                 continue
             state, severity = device.reported.pop(rule.id, (State.NORMAL, rule.level))
+            device.refreshed.pop(rule.id, None)
             device.checkpoint.pop(rule.id, None)
             device.current.pop(rule.id, None)
             if state is not State.NORMAL:
@@ -351,9 +359,13 @@ class RuleEvaluator:
             now = (condition.state, condition.severity or rule.level)
             before = device.reported[rule.id]
             if now != before:
-                device.reported[rule.id] = now
+                device.reported[rule.id], device.refreshed[rule.id] = now, ts
                 at = condition.since if now[0] != before[0] else ts
                 changes.append(self._change(rule, device, device_id, *now, at, condition.value, condition.detail))
+            elif now[0] is State.FIRING and ts - device.refreshed.setdefault(rule.id, ts) >= DETAIL_REFRESH_MS:
+                device.refreshed[rule.id] = ts
+                change = self._change(rule, device, device_id, *now, ts, condition.value, condition.detail)
+                changes.append(replace(change, refresh=True))
         return changes
 
     def _back_from_silence(self, device: _Device, reading: Reading) -> list[Change]:

@@ -88,6 +88,25 @@ def test_lifecycle_from_pending_to_closed_with_an_audit_trail(tmp_path):
         book.act("nope", "acknowledge", "anna", "", T0)
 
 
+def test_a_refresh_brings_the_detail_up_to_date_without_changing_what_a_person_decides_on(tmp_path):
+    from dataclasses import replace
+
+    book = AlertBook(tmp_path / "alerts.db")
+    alert_id = book.apply(_change(State.FIRING, T0), wall_ms=T0).alert["id"]
+    seen = book.get(alert_id)["revision"]
+    refresh = replace(_change(State.FIRING, T0 + 5 * MIN), value=7.0, detail="out of range 5 min", refresh=True)
+    assert book.apply(refresh, wall_ms=T0) is None  # nothing to announce
+    alert = book.get(alert_id)
+    assert (alert["detail"], alert["value"], alert["status"]) == ("out of range 5 min", 7.0, "firing")
+    # A person who looked before the refresh still acts on what they saw.
+    assert (
+        book.act(alert_id, "resolve", "anna", "moved the pallets", T0 + 6 * MIN, revision=seen)["status"] == "resolved"
+    )
+    # A refresh for an alert a person ended raises nothing new.
+    assert book.apply(replace(refresh, at_ms=T0 + 10 * MIN), wall_ms=T0) is None
+    assert [a["id"] for a in book.alerts("all")] == [alert_id] and book.get(alert_id)["detail"] == "out of range 5 min"
+
+
 def test_resolved_alerts_close_after_the_configured_time(tmp_path):
     book = AlertBook(tmp_path / "alerts.db")
     alert_id = book.apply(_change(State.FIRING, T0), wall_ms=T0).alert["id"]

@@ -32,9 +32,10 @@ def _reading(ts: int, device: str = "trk-1", **fields) -> Reading:
 
 
 def _feed(rules: RuleSet, readings: list[Reading]):
+    """The evaluator, and the changes of state it reported (not the refreshes of a firing alert's detail)."""
     evaluator = RuleEvaluator(rules)
     changes = [change for reading in readings for change in evaluator.observe(reading)]
-    return evaluator, changes
+    return evaluator, [change for change in changes if not change.refresh]
 
 
 def test_threshold_fires_only_after_holding_for_its_duration():
@@ -42,6 +43,16 @@ def test_threshold_fires_only_after_holding_for_its_duration():
     _, changes = _feed(_warm(**{"for": "5m"}), [_reading(T0 + i * MIN, temp_c=t) for i, t in enumerate(temps)])
     assert [(c.state, c.at_ms) for c in changes] == [(State.PENDING, T0 + MIN), (State.FIRING, T0 + 6 * MIN)]
     assert changes[-1].detail == "temp_c 9 vs limit 8"
+
+
+def test_a_firing_alerts_detail_is_brought_up_to_date_while_it_fires():
+    temps = [9.0 + i / 10 for i in range(30)]  # above the limit for half an hour, a minute apart
+    evaluator = RuleEvaluator(_warm(**{"for": "5m"}))
+    changes = [change for i, t in enumerate(temps) for change in evaluator.observe(_reading(T0 + i * MIN, temp_c=t))]
+    refreshes = [change for change in changes if change.refresh]
+    assert [c.at_ms for c in refreshes] == [T0 + m * MIN for m in (10, 15, 20, 25)]  # every 5 min of event time
+    assert all(c.state is State.FIRING for c in refreshes)
+    assert refreshes[-1].detail == "temp_c 11.5 vs limit 8" and refreshes[-1].value == 11.5
 
 
 def test_a_short_breach_stays_pending_and_returns_to_normal():

@@ -45,7 +45,8 @@ def test_docker_compose_file_is_valid():
     # Devices reach the broker over TLS only; InfluxDB not at all; the dashboard (sign-in) and the API (tokens),
     # plain HTTP both, on loopback.
     assert published == {"mosquitto": [str({"published": 8883, "target": 8883})],
-                         "dashboard": ["127.0.0.1:8501:8501/tcp"], "api": ["127.0.0.1:8600:8600/tcp"]}, published  # fmt: skip
+                         "dashboard": ["127.0.0.1:8501:8501/tcp"],
+                         "api": ["127.0.0.1:8600:8600/tcp"]}, published  # fmt: skip
     assert services["simulator"]["profiles"] == ["demo"] and services["admin"]["profiles"] == ["admin"]
     for name, service in services.items():
         if "healthcheck" not in service:

@@ -91,6 +91,7 @@ class Position:
     site: str | None  # the site whose geofence contains it
     site_type: str | None
     at_destination: bool
+    site_name: str | None = None
 
 
 class MasterData:
@@ -193,7 +194,9 @@ class MasterData:
             site = plan.origin
         else:
             site = next((s for s in self.network.sites if s.contains(point)), None)
-        return Position(off_route, along, site.id if site else None, site.type if site else None, at_destination)
+        if site is None:
+            return Position(off_route, along, None, None, at_destination)
+        return Position(off_route, along, site.id, site.type, at_destination, site.name)
 
     def nearest_site(self, point: LatLon, *, cold_storage: bool = False) -> tuple[Site, float] | None:
         """The nearest site (with cold storage, if asked) and its distance in metres."""
