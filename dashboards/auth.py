@@ -15,8 +15,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboards.users import Person, Users
+from dashboards.users import Users
 from tower.config import load_settings
+from tower.roles import Actor
 
 log = logging.getLogger("tower.dashboard")
 
@@ -41,7 +42,7 @@ def _identity_provider() -> bool:
         return False
 
 
-def person() -> Person | None:
+def person() -> Actor | None:
     """Who is signed in, if anyone (an identity-provider user with no entry in the users file is not)."""
     signed_in = st.session_state.get(_PERSON)
     if signed_in is None and _identity_provider() and st.user.is_logged_in:
@@ -81,7 +82,7 @@ def sign_in_form() -> None:
                 st.rerun()
 
 
-def sign_out_button(signed_in: Person) -> None:
+def sign_out_button(signed_in: Actor) -> None:
     st.sidebar.caption(f"Signed in as **{signed_in.name}** ({signed_in.role})")
     if st.sidebar.button("Sign out", key="sign_out", icon=":material/logout:"):
         st.session_state.pop(_PERSON, None)

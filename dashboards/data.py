@@ -21,7 +21,6 @@ from alerts.book import ENGINE, AlertBook
 from alerts.rules import ColdChainRule, PredictedDelayRule, Rule, RuleSet, TrendRule, load_rules
 from alerts.shipment_view import RuleRoles, ShipmentView, shipment_views
 from dashboards import health, kpis, maps, shipments
-from dashboards.users import Person
 from tower.config import load_settings
 from tower.contract import DeviceKind
 from tower.domain import ACTIVE_STATUSES, ALERT_STATUSES, ON_THE_ROAD, OPEN_STATUSES
@@ -29,7 +28,7 @@ from tower.masterdata.live import LiveMaster
 from tower.masterdata.model import Equipment
 from tower.masterdata.store import MasterStore
 from tower.masterdata.view import MasterData, ShipmentPlan
-from tower.roles import Permission
+from tower.roles import Actor, Permission
 from tower.store import Store, open_store
 from tower.timeutil import now_ms
 
@@ -359,7 +358,7 @@ ACTION_PERMISSION: dict[str, Permission] = {"acknowledge": "ack", "resolve": "re
 QUEUES = {"active": ACTIVE_STATUSES, "pending": ("pending",), "all": ALERT_STATUSES}
 
 
-def act_on_alert(src: Source, person: Person, alert_id: str, action: str, note: str) -> dict:
+def act_on_alert(src: Source, person: Actor, alert_id: str, action: str, note: str) -> dict:
     """acknowledge | resolve | close as the signed-in person (their name is what the audit trail
     records); PermissionError if their role may not, ValueError says why the alert cannot."""
     if not person.may(ACTION_PERMISSION[action]):
@@ -369,7 +368,7 @@ def act_on_alert(src: Source, person: Person, alert_id: str, action: str, note: 
     return alert
 
 
-def silence_like(src: Source, person: Person, alert: dict, hours: float, note: str) -> int:
+def silence_like(src: Source, person: Actor, alert: dict, hours: float, note: str) -> int:
     """Hold notifications of this rule on this entity for some hours (admins); the silence's id."""
     if not person.may("silence"):
         raise PermissionError(f"{person.name} is a {person.role} and may not set silences")

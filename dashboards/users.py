@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +21,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tower.roles import PEOPLE_ROLES, ROLES, Permission, check_role
+from tower.roles import PEOPLE_ROLES, Actor, check_role, refuse_names_used_twice
 from tower.yamlfile import FileError, load_model
 
 log = logging.getLogger("tower.dashboard")
@@ -54,22 +53,8 @@ class UserFile(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> UserFile:
-        names = [entry.name.lower() for entry in self.users]
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
-            raise ValueError(f"user names used twice: {', '.join(twice)}")
+        refuse_names_used_twice([entry.name.lower() for entry in self.users], "user names")
         return self
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    """Who is signed in: the name audit trails record, and the role that says what they may do."""
-
-    name: str
-    role: str
-
-    def may(self, permission: Permission) -> bool:
-        return permission in ROLES[self.role]
 
 
 def read_users(path: Path) -> UserFile:
@@ -92,7 +77,7 @@ class Users:
         self._reload()
         return len(self._by_name)
 
-    def check_password(self, name: str, password: str) -> Person | None:
+    def check_password(self, name: str, password: str) -> Actor | None:
         """The person, if the name is a user with a password and it is theirs."""
         self._reload()
         entry = self._by_name.get(name.strip().lower())
@@ -100,13 +85,13 @@ class Users:
             _hasher.verify(entry.password if entry and entry.password else _DUMMY, password)
         except (VerificationError, InvalidHashError):
             return None
-        return Person(entry.name, entry.role) if entry and entry.password else None
+        return Actor(entry.name, entry.role) if entry and entry.password else None
 
-    def known(self, name: str) -> Person | None:
+    def known(self, name: str) -> Actor | None:
         """The person for a name the identity provider vouched for, if the file lists them."""
         self._reload()
         entry = self._by_name.get(name.strip().lower())
-        return Person(entry.name, entry.role) if entry else None
+        return Actor(entry.name, entry.role) if entry else None
 
     def _reload(self) -> None:
         """Read the file if it changed; a bad file is logged and the users stay as they were."""

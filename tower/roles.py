@@ -5,6 +5,7 @@ may do the same things (the dashboard has no shipment writes; the API has no sil
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 Permission = Literal["read", "write", "ack", "resolve", "silence", "users"]
@@ -22,3 +23,21 @@ def check_role(role: str, where: str, allowed: tuple[str, ...] = tuple(ROLES)) -
     if role not in allowed:
         raise ValueError(f"{where}: '{role}' is not a role; use {', '.join(allowed)}")
     return role
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: a signed-in person (the dashboard) or an API token; the name audit trails record."""
+
+    name: str
+    role: str
+
+    def may(self, permission: Permission) -> bool:
+        return permission in ROLES[self.role]
+
+
+def refuse_names_used_twice(names: list[str], what: str) -> None:
+    """ValueError naming the names used more than once (what: "user names", "token names")."""
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{what} used twice: {', '.join(twice)}")

@@ -13,9 +13,10 @@ import pytest
 
 from alerts.book import AlertBook
 from dashboards import data
-from dashboards.users import Person, Users, read_users
+from dashboards.users import Users, read_users
 from tests.conftest import REPO
 from tests.dashboard.conftest import PAGES, PASSWORD, app_test, page, sign_in
+from tower.roles import Actor
 from tower.timeutil import now_ms
 
 
@@ -50,11 +51,11 @@ def test_a_viewer_is_offered_no_action_and_cannot_act(var):
     app.run()
     assert AlertBook(var / "alerts.db").get(alert["id"]) == alert
     # and the data layer, which every write goes through, refuses the role whatever the page does
-    viewer = Person("viewer", "viewer")
+    viewer = Actor("viewer", "viewer")
     with pytest.raises(PermissionError, match="viewer"):
         data.act_on_alert(data.source(), viewer, alert["id"], "acknowledge", "")
     with pytest.raises(PermissionError):
-        data.silence_like(data.source(), Person("operator", "operator"), alert, 1, "")
+        data.silence_like(data.source(), Actor("operator", "operator"), alert, 1, "")
     assert AlertBook(var / "alerts.db").get(alert["id"]) == alert
 
 
@@ -109,9 +110,9 @@ def test_the_users_command_keeps_hashes_and_prints_nothing_secret(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert "anna" in listed.stdout and "identity provider" in listed.stdout
     users = Users(path)
-    assert users.check_password("anna", secret) == Person("anna", "operator")
+    assert users.check_password("anna", secret) == Actor("anna", "operator")
     assert users.check_password("anna", "wrong") is None and users.check_password("sso@example.com", "") is None
-    assert users.known("SSO@example.com") == Person("sso@example.com", "viewer")
+    assert users.known("SSO@example.com") == Actor("sso@example.com", "viewer")
     mistakes = {("add", "anna", "--role", "operator"): "exists", ("add", "bob", "--role", "integration"): "invalid",
                 ("add", "bob", "--role", "viewer"): "too short", ("remove", "carl"): "no user"}  # fmt: skip
     for mistake, says in mistakes.items():

@@ -13,8 +13,8 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from tower.api.auth import Acknowledger, Reader, Resolver
 from tower.api.backend import Backend
 from tower.api.schemas import Alert, AlertDetail, AlertPage, Limit, Note, Offset, Problem
-from tower.api.tokens import Caller
 from tower.domain import SeverityName
+from tower.roles import Actor
 from tower.timeutil import now_ms
 
 AlertId = Annotated[str, Path(max_length=64, description="the alert's id")]
@@ -68,7 +68,7 @@ def routes(backend: Backend) -> APIRouter:
     return router
 
 
-def _act(backend: Backend, alert_id: str, action: str, caller: Caller, note: Note | None) -> Alert:
+def _act(backend: Backend, alert_id: str, action: str, caller: Actor, note: Note | None) -> Alert:
     with backend.alert_book() as book:
         _existing(book.get(alert_id), alert_id)
         try:

@@ -15,15 +15,16 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from tower.api.tokens import Caller, Permission, Tokens
+from tower.api.tokens import Tokens
+from tower.roles import Actor, Permission
 
 _bearer = HTTPBearer(auto_error=False, description="a token from 'tower api token add NAME --role ROLE'")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _caller_who_may(permission: Permission) -> Callable[[Request, HTTPAuthorizationCredentials | None], Caller]:
-    def caller(request: Request, credentials: Credentials) -> Caller:
+def _caller_who_may(permission: Permission) -> Callable[[Request, HTTPAuthorizationCredentials | None], Actor]:
+    def caller(request: Request, credentials: Credentials) -> Actor:
         if credentials is None:
             raise HTTPException(401, "no bearer token: send 'Authorization: Bearer <token>'", headers=_CHALLENGE)
         tokens: Tokens = request.app.state.tokens
@@ -37,7 +38,7 @@ def _caller_who_may(permission: Permission) -> Callable[[Request, HTTPAuthorizat
     return caller
 
 
-Reader = Annotated[Caller, Depends(_caller_who_may("read"))]
-Writer = Annotated[Caller, Depends(_caller_who_may("write"))]
-Acknowledger = Annotated[Caller, Depends(_caller_who_may("ack"))]
-Resolver = Annotated[Caller, Depends(_caller_who_may("resolve"))]
+Reader = Annotated[Actor, Depends(_caller_who_may("read"))]
+Writer = Annotated[Actor, Depends(_caller_who_may("write"))]
+Acknowledger = Annotated[Actor, Depends(_caller_who_may("ack"))]
+Resolver = Annotated[Actor, Depends(_caller_who_may("resolve"))]

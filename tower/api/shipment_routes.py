@@ -25,10 +25,10 @@ from tower.api.schemas import (
     ShipmentState,
     Standing,
 )
-from tower.api.tokens import Caller
 from tower.contract import DEVICE_ID_PATTERN
 from tower.domain import ShipmentStatus
 from tower.masterdata.model import Shipment, StatusEvent
+from tower.roles import Actor
 from tower.timeutil import now_ms
 
 ShipmentId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN.pattern, description="the shipment's id")]
@@ -105,7 +105,7 @@ def _state(shipment: Shipment, judgement: Judgement) -> ShipmentState:
                          standing=Standing.of(view) if view is not None else None)  # fmt: skip
 
 
-def _report(backend: Backend, shipment_id: str, event: StatusEvent, caller: Caller) -> Shipment:
+def _report(backend: Backend, shipment_id: str, event: StatusEvent, caller: Actor) -> Shipment:
     _existing(backend, shipment_id)
     backend.master.apply_status(shipment_id, event, _source(caller))
     return _existing(backend, shipment_id)
@@ -118,5 +118,5 @@ def _existing(backend: Backend, shipment_id: str) -> Shipment:
     return shipment
 
 
-def _source(caller: Caller) -> str:
+def _source(caller: Actor) -> str:
     return f"api:{caller.name}"

@@ -18,7 +18,6 @@ import logging
 import os
 import secrets
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -26,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tower.config import Settings
-from tower.roles import ROLES, Permission, Role, check_role
+from tower.roles import Actor, Role, check_role, refuse_names_used_twice
 from tower.yamlfile import FileError, load_model
 
 log = logging.getLogger("tower.api")
@@ -51,22 +50,8 @@ class TokenFile(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> TokenFile:
-        names = [entry.name for entry in self.tokens]
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
-            raise ValueError(f"token names used twice: {', '.join(twice)}")
+        refuse_names_used_twice([entry.name for entry in self.tokens], "token names")
         return self
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who made a request: the token's name (recorded in audit trails) and role."""
-
-    name: str
-    role: str
-
-    def may(self, permission: Permission) -> bool:
-        return permission in ROLES[self.role]
 
 
 def digest(token: str) -> str:
@@ -82,13 +67,13 @@ class Tokens:
         if env_token:
             check_role(env_role, "TOWER_API_TOKEN_ROLE")
             TokenEntry(name=env_name, role=env_role, sha256="0" * 64)  # the name's rules, with a clear error
-            self._env = (digest(env_token), Caller(env_name, env_role))
+            self._env = (digest(env_token), Actor(env_name, env_role))
         self._lock = threading.Lock()
         self._state: tuple[int, int] | None = None
-        self._by_digest: dict[str, Caller] = {}
+        self._by_digest: dict[str, Actor] = {}
         self._reload(strict=True)
 
-    def caller(self, token: str) -> Caller | None:
+    def caller(self, token: str) -> Actor | None:
         """Who holds this token, or None."""
         presented = digest(token)
         if self._env is not None and hmac.compare_digest(presented, self._env[0]):
@@ -118,7 +103,7 @@ class Tokens:
                     raise
                 log.error("%s; keeping the tokens as they were", problem)
                 return
-            self._by_digest = {entry.sha256: Caller(entry.name, entry.role) for entry in entries}
+            self._by_digest = {entry.sha256: Actor(entry.name, entry.role) for entry in entries}
 
 
 def tokens_path(settings: Settings) -> Path:
