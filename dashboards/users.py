@@ -11,23 +11,22 @@ No Streamlit here: the CLI imports it.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tower.roles import PEOPLE_ROLES, Actor, check_role, refuse_names_used_twice
-from tower.yamlfile import FileError, load_model
+from tower.yamlfile import FileError, load_model, write_private
 
 log = logging.getLogger("tower.dashboard")
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")]  # an e-mail for OIDC users
 MIN_PASSWORD = 10
+USERS_HEADER = "Control Tower dashboard users: argon2 hashes only. Manage with 'tower users add|list|remove'."
 _hasher = PasswordHasher()  # argon2id with the library's current parameters (about 50 ms, 64 MiB a check)
 _DUMMY = _hasher.hash("no such user")  # an unknown name costs a check too: the time tells nothing
 
@@ -121,7 +120,7 @@ def add_user(path: Path, name: str, role: str, password: str | None, created: st
         raise ValueError(f"the password is too short: at least {MIN_PASSWORD} characters")
     entry = UserEntry(name=name, role=check_role(role, "--role", PEOPLE_ROLES),
                       password=_hasher.hash(password) if password is not None else None, created=created)  # fmt: skip
-    _write(path, UserFile(users=(*current.users, entry)))
+    write_private(path, USERS_HEADER, UserFile(users=(*current.users, entry)))
 
 
 def remove_user(path: Path, name: str) -> None:
@@ -129,15 +128,4 @@ def remove_user(path: Path, name: str) -> None:
     kept = tuple(entry for entry in current.users if entry.name.lower() != name.lower())
     if len(kept) == len(current.users):
         raise ValueError(f"no user named '{name}' in {path} (see 'tower users list')")
-    _write(path, UserFile(users=kept))
-
-
-def _write(path: Path, users: UserFile) -> None:
-    """Replace the file in one step (the dashboard never reads half of it), readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "# Control Tower dashboard users: argon2 hashes only. Manage with 'tower users add|list|remove'.\n"
-    text += yaml.safe_dump(users.model_dump(mode="json", exclude_none=True), sort_keys=False)
-    partial = path.with_name(f".{path.name}.tmp")
-    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
-        handle.write(text)
-    os.replace(partial, path)
+    write_private(path, USERS_HEADER, UserFile(users=kept))

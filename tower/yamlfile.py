@@ -1,7 +1,9 @@
-"""Loading a YAML file into a pydantic model, with every problem reported as `file:line: path: problem`."""
+"""Loading a YAML file into a pydantic model, with every problem reported as `file:line: path: problem`;
+writing one that holds secrets (hashes of passwords and tokens)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -58,6 +60,17 @@ def load_model(path: Path, model: type[Model], what: str, error: type[FileError]
         location = ".".join(str(part) for part in loc)
         message = first["msg"].removeprefix("Value error, ")
         raise error(f"{path}:{_line_of(node, loc)}: {location + ': ' if location else ''}{message}") from None
+
+
+def write_private(path: Path, header: str, model: BaseModel) -> None:
+    """Replace the file in one step (a reader never sees half of it), readable by its owner only;
+    `header` is the comment on top (what the file holds and which command manages it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = f"# {header}\n" + yaml.safe_dump(model.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    partial = path.with_name(f".{path.name}.tmp")
+    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(text)
+    os.replace(partial, path)
 
 
 def _line_of(node: yaml.Node | None, loc: tuple) -> int:

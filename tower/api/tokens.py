@@ -15,23 +15,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 import threading
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tower.config import Settings
 from tower.roles import Actor, Role, check_role, refuse_names_used_twice
-from tower.yamlfile import FileError, load_model
+from tower.yamlfile import FileError, load_model, write_private
 
 log = logging.getLogger("tower.api")
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 TOKEN_PREFIX = "tower_"  # lets secret scanners and people recognise a leaked token
+TOKENS_HEADER = "Control Tower API tokens: SHA-256 hashes only. Manage with 'tower api token add|list|remove'."
 
 
 class TokenEntry(BaseModel):
@@ -124,7 +123,7 @@ def add_token(path: Path, name: str, role: str, created: str) -> str:
         raise ValueError(f"a token named '{name}' exists; remove it first (tower api token remove {name})")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     entry = TokenEntry(name=name, role=check_role(role, "--role"), sha256=digest(token), created=created)
-    _write(path, TokenFile(tokens=(*current.tokens, entry)))
+    write_private(path, TOKENS_HEADER, TokenFile(tokens=(*current.tokens, entry)))
     return token
 
 
@@ -133,15 +132,4 @@ def remove_token(path: Path, name: str) -> None:
     kept = tuple(entry for entry in current.tokens if entry.name != name)
     if len(kept) == len(current.tokens):
         raise ValueError(f"no token named '{name}' in {path} (see 'tower api token list')")
-    _write(path, TokenFile(tokens=kept))
-
-
-def _write(path: Path, tokens: TokenFile) -> None:
-    """Replace the file in one step (the API never reads half of it), readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "# Control Tower API tokens: SHA-256 hashes only. Manage with 'tower api token add|list|remove'.\n"
-    text += yaml.safe_dump(tokens.model_dump(mode="json"), sort_keys=False)
-    partial = path.with_name(f".{path.name}.tmp")
-    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
-        handle.write(text)
-    os.replace(partial, path)
+    write_private(path, TOKENS_HEADER, TokenFile(tokens=kept))
