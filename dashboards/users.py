@@ -20,7 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tower.roles import PEOPLE_ROLES, Actor, check_role, refuse_names_used_twice
-from tower.yamlfile import FileError, load_model, write_private
+from tower.yamlfile import FileError, file_state, load_model, write_private
 
 log = logging.getLogger("tower.dashboard")
 
@@ -94,11 +94,7 @@ class Users:
 
     def _reload(self) -> None:
         """Read the file if it changed; a bad file is logged and the users stay as they were."""
-        try:
-            stat = self.path.stat()
-            state = (stat.st_mtime_ns, stat.st_size)
-        except FileNotFoundError:
-            state = (0, 0)
+        state = file_state(self.path)
         with self._lock:
             if state == self._state:
                 return

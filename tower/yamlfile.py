@@ -62,6 +62,16 @@ def load_model(path: Path, model: type[Model], what: str, error: type[FileError]
         raise error(f"{path}:{_line_of(node, loc)}: {location + ': ' if location else ''}{message}") from None
 
 
+def file_state(path: Path) -> tuple[int, int]:
+    """What tells a file changed (modification time, size) for readers that re-read it on change;
+    (0, 0) if it does not exist. OSError if it cannot be looked at."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return (0, 0)
+    return (stat.st_mtime_ns, stat.st_size)
+
+
 def write_private(path: Path, header: str, model: BaseModel) -> None:
     """Replace the file in one step (a reader never sees half of it), readable by its owner only;
     `header` is the comment on top (what the file holds and which command manages it)."""

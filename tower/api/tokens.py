@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tower.config import Settings
 from tower.roles import Actor, Role, check_role, refuse_names_used_twice
-from tower.yamlfile import FileError, load_model, write_private
+from tower.yamlfile import FileError, file_state, load_model, write_private
 
 log = logging.getLogger("tower.api")
 
@@ -86,11 +86,7 @@ class Tokens:
     def _reload(self, strict: bool) -> None:
         """Read the file if it changed; a bad file stops the API at start (strict), later it is logged
         and the tokens stay as they were (a half-edited file locks nobody out)."""
-        try:
-            stat = self.path.stat()
-            state = (stat.st_mtime_ns, stat.st_size)
-        except FileNotFoundError:
-            state = (0, 0)
+        state = file_state(self.path)
         with self._lock:
             if state == self._state:
                 return

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tower.masterdata.store import MasterDataError, MasterStore
 from tower.masterdata.view import MasterData
-from tower.yamlfile import FileError
+from tower.yamlfile import FileError, file_state
 
 log = logging.getLogger("tower.masterdata")
 
@@ -36,8 +36,7 @@ class LiveMaster:
         if self.network_file is None:
             return
         try:
-            stat = self.network_file.stat()
-            state = (stat.st_mtime_ns, stat.st_size)
+            state = file_state(self.network_file)
         except OSError as problem:
             state = (-1, -1)
             if self._file_state != state:
