@@ -49,8 +49,8 @@ from tower.contract import OWNTRACKS_ROOT, TOPIC_ROOT
 from tower.health import beat
 from tower.masterdata.live import LiveMaster
 from tower.masterdata.store import MasterStore
-from tower.mqtt import connect, make_client, network_loop_alive, subscriptions
-from tower.process import stop_event, tune_gc_for_streaming
+from tower.mqtt import ServiceConnection, connect, make_client, network_loop_alive, subscriptions
+from tower.process import exclusive, stop_event, tune_gc_for_streaming
 from tower.timeutil import now_ms
 
 log = logging.getLogger("tower.alerts")
@@ -132,7 +132,9 @@ class Engine:
             session, settings.alerts_client_id, persistent=True, manual_ack=True
         )
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.connection = ServiceConnection(self.client, self.address, settings.alerts_client_id, log)
         self.service = AlertService(
             self.evaluator, self.book, oncall, self.deliverer, self._announce, settings.dashboard_url,
             int(settings.alerts_close_after_s * 1000), links=AckLinks.from_settings(settings) if oncall else None,
@@ -157,6 +159,9 @@ class Engine:
         last_tick = last_snapshot = time.monotonic()
         try:
             while not stop.is_set():
+                if self.connection.refused is not None:
+                    self.failed = True
+                    break
                 if not network_loop_alive(self.client):
                     log.error("the MQTT network loop stopped; exiting so that a supervisor restarts the engine")
                     self.failed = True
@@ -273,12 +278,14 @@ class Engine:
     # -- paho callbacks (network thread: decode only) ---------------------------------------------
 
     def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties=None) -> None:
-        if reason_code.is_failure:
-            log.error("broker %s refused the connection: %s", self.address, reason_code)
+        if not self.connection.accepted(reason_code):
             return
         log.info("connected to %s (session present: %s)", self.address, flags.session_present)
         # Retained messages only with a new subscription: a reconnect must not insert them into the stream.
         client.subscribe(subscriptions(self.settings, [f"{TOPIC_ROOT}/#", f"{OWNTRACKS_ROOT}/#"]))
+
+    def _on_disconnect(self, client: mqtt.Client, userdata, flags, reason_code, properties=None) -> None:
+        self.connection.disconnected(reason_code)
 
     def _on_subscribe(self, client: mqtt.Client, userdata, mid, reason_codes, properties=None) -> None:
         log.info("subscribed to %s/# and %s/#", TOPIC_ROOT, OWNTRACKS_ROOT)
@@ -305,6 +312,14 @@ class Engine:
 
 
 def run(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; the exit code. AlreadyRunning if another engine holds this data
+    directory; BrokerRefused, after a snapshot, if the broker refuses the account or client id for good."""
+    with exclusive(settings.data_dir / "alerts.lock", f"the alert book {settings.alerts_db}",
+                   "stop that alert engine, or give this one another TOWER_DATA_DIR"):  # fmt: skip
+        return _run(settings)
+
+
+def _run(settings: Settings) -> int:
     engine = Engine(settings)
     tune_gc_for_streaming()
     stop = stop_event()
@@ -313,4 +328,6 @@ def run(settings: Settings) -> int:
     log.info("alert engine: %d rules, master data %s (network file %s), on-call %s, alerts in %s", rules,
              settings.master_db, settings.network or "none", oncall, settings.alerts_db)  # fmt: skip
     engine.run(stop)
+    if engine.connection.refused is not None:
+        raise engine.connection.refused
     return 1 if engine.failed else 0

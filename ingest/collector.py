@@ -21,8 +21,8 @@ from tower.contract import OWNTRACKS_ROOT, TOPIC_ROOT
 from tower.health import beat
 from tower.masterdata.live import LiveMaster
 from tower.masterdata.store import MasterStore
-from tower.mqtt import connect, make_client, network_loop_alive, subscriptions
-from tower.process import stop_event, tune_gc_for_streaming
+from tower.mqtt import ServiceConnection, connect, make_client, network_loop_alive, subscriptions
+from tower.process import exclusive, stop_event, tune_gc_for_streaming
 from tower.store import Batch, Store
 from tower.timeutil import now_ms
 
@@ -47,9 +47,7 @@ class Collector:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
-        self.client.on_connect_fail = lambda client, userdata: log.warning(
-            "broker %s unreachable; retrying", self.address
-        )
+        self.connection = ServiceConnection(self.client, self.address, settings.ingest_client_id, log)
         self.subscribed = threading.Event()
         self._generation = 0
 
@@ -73,8 +71,7 @@ class Collector:
     # -- paho callbacks (network thread: CPU only, no I/O) ---------------------------------------
 
     def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties=None) -> None:
-        if reason_code.is_failure:
-            log.error("broker %s refused the connection: %s", self.address, reason_code)
+        if not self.connection.accepted(reason_code):
             return
         self._generation += 1
         log.info("connected to %s (session present: %s)", self.address, flags.session_present)
@@ -91,8 +88,7 @@ class Collector:
 
     def _on_disconnect(self, client: mqtt.Client, userdata, flags, reason_code, properties=None) -> None:
         self._generation += 1  # acknowledgements for the old connection's mids must not be sent
-        if reason_code != 0:
-            log.warning("disconnected from %s: %s; reconnecting", self.address, reason_code)
+        self.connection.disconnected(reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
         received = now_ms()
@@ -122,7 +118,18 @@ class Collector:
 
 
 def run(settings: Settings, store: Store) -> int:
-    """Run until SIGTERM/SIGINT, then flush and exit. Returns the process exit code."""
+    """Run until SIGTERM/SIGINT, then flush and exit. Returns the process exit code.
+
+    AlreadyRunning if another collector holds this spool (its client id's); BrokerRefused, after
+    flushing, if the broker refuses the account or client id for good.
+    """
+    with exclusive(settings.spool_dir / "collector.lock", f"the spool {settings.spool_dir} of client id "
+                   f"'{settings.ingest_client_id}'", "stop that collector, or give this one another "
+                   "TOWER_INGEST_CLIENT_ID or TOWER_DATA_DIR"):  # fmt: skip
+        return _collect(settings, store)
+
+
+def _collect(settings: Settings, store: Store) -> int:
     tune_gc_for_streaming()
     collector = Collector(settings, store)
     done = stop_event()
@@ -131,7 +138,7 @@ def run(settings: Settings, store: Store) -> int:
     collector.start()
     failed = False
     while not done.wait(1.0):
-        if collector.writer.failure is not None:
+        if collector.writer.failure is not None or collector.connection.refused is not None:
             failed = True
             break
         if not network_loop_alive(collector.client):
@@ -141,4 +148,6 @@ def run(settings: Settings, store: Store) -> int:
         if collector.client.is_connected():
             beat(settings.health_dir / settings.ingest_client_id)
     collector.stop()
+    if collector.connection.refused is not None:
+        raise collector.connection.refused
     return 1 if failed else 0

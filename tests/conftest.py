@@ -163,7 +163,20 @@ def tower_process(
 ) -> subprocess.Popen:
     """A `tower` service as a real child process, once it has subscribed to the broker."""
     start = log_path.stat().st_size if log_path.exists() else 0
-    env = {
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tower.cli", *command],
+        env=service_env(settings, env),
+        cwd=REPO,
+        stdout=open(log_path, "ab"),  # noqa: SIM115 - the child owns it
+        stderr=subprocess.STDOUT,
+    )
+    wait_until(lambda: b"subscribed to" in log_path.read_bytes()[start:], what=f"tower {command[0]} subscription")
+    return process
+
+
+def service_env(settings: Settings, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a test's `tower` service: its broker, store, data directory and session."""
+    return {
         **os.environ,
         "TOWER_BROKER": settings.broker,
         "TOWER_MQTT_PROTOCOL": settings.mqtt_protocol,
@@ -173,15 +186,6 @@ def tower_process(
         "TOWER_STATS_INTERVAL_S": "1",
         **(env or {}),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tower.cli", *command],
-        env=env,
-        cwd=REPO,
-        stdout=open(log_path, "ab"),  # noqa: SIM115 - the child owns it
-        stderr=subprocess.STDOUT,
-    )
-    wait_until(lambda: b"subscribed to" in log_path.read_bytes()[start:], what=f"tower {command[0]} subscription")
-    return process
 
 
 def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import itertools
 import json
+import logging
 import os
 import re
 import subprocess
@@ -150,8 +151,26 @@ def test_plain_text_and_unverified_connections_to_the_tls_listener_fail(deployed
     probe = probes(plain)  # TCP connects; the TLS listener drops the plain CONNECT
     assert probe.connack is None and not probe.client.is_connected()
     untrusted = load_settings(broker=deployed.url("conv-a", deployed.passwords["conv-a"]))  # the system's CAs
-    with pytest.raises(BrokerUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+    with pytest.raises(BrokerUnavailable, match="CERTIFICATE_VERIFY_FAILED.*check TOWER_MQTT_CA_FILE"):
         Probe(untrusted)
+
+
+def test_a_service_on_plain_text_at_the_tls_port_says_so(deployed, tmp_path, caplog):
+    url = deployed.url("tower-ingest", deployed.passwords["tower-ingest"]).replace("mqtts:", "mqtt:")
+    settings = load_settings(broker=url, store=f"sqlite:///{tmp_path}/t.db", data_dir=tmp_path / "var",
+                             ingest_client_id=f"test-ingest-plain-{os.getpid()}")  # fmt: skip
+    store = open_store(settings.store, settings)
+    collector = Collector(settings, store)
+    with caplog.at_level(logging.WARNING, logger="tower.ingest"):
+        collector.start()
+        try:
+            wait_until(lambda: "without an MQTT answer" in caplog.text, what="the collector's warning")
+        finally:
+            collector.stop()
+            store.close()
+    said = (f"mqtt://tower-ingest@127.0.0.1:{deployed.port} closed the connection without an MQTT answer; is it a "
+            "TLS port? check the scheme (mqtts:// for TLS, mqtt:// for plain text)")  # fmt: skip
+    assert said in caplog.text
 
 
 def test_a_device_publishes_only_as_itself(deployed, probes, tmp_path):

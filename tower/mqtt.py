@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import ssl
+import sys
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -11,16 +14,33 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from tower.config import Settings, redact_url
 
 PUBLISH_WINDOW = 64  # QoS 1 messages a publisher keeps in flight; see QosPublisher
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+# CONNACK reason codes that retrying cannot mend (MQTT 3.1.1 codes arrive mapped to these by paho),
+# with what the operator should check. Others (server unavailable, busy, quota) are retried.
+PERMANENT_REFUSALS = {
+    132: "TOWER_MQTT_PROTOCOL (3.1.1 for a broker without MQTT 5)",  # unsupported protocol version
+    133: "the client id (TOWER_INGEST_CLIENT_ID / TOWER_ALERTS_CLIENT_ID)",  # client identifier not valid
+    134: "the account and password in TOWER_BROKER",  # bad user name or password
+    135: "the account and password in TOWER_BROKER, and that the account exists ('tower accounts list')",
+    138: "why the broker bans this account or address",  # banned
+    140: "the broker's authentication method",  # bad authentication method
+}
+SESSION_TAKEN_OVER = 142  # DISCONNECT reason: a client with our client id connected
 
 
 class BrokerUnavailable(Exception):
     """The broker cannot be reached or refuses us; str(self) says which and why, without secrets."""
+
+
+class BrokerRefused(Exception):
+    """The broker refused a service for a reason retrying cannot mend; str(self) says which broker,
+    which account, what the broker said and what to check."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +151,77 @@ def connect(
         else:
             method(address.host, address.port, keepalive=30)
     except OSError as error:  # refused, unreachable, or a TLS handshake that failed (ssl.SSLError)
-        raise BrokerUnavailable(f"cannot connect to {address}: {error}") from None
+        raise BrokerUnavailable(connect_error(address, error)) from None
+
+
+def connect_error(address: BrokerAddress, error: OSError) -> str:
+    """Why a connection attempt failed, in words that point at the fix."""
+    where = f"{address.host}:{address.port}"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"cannot connect to {address}: its TLS certificate is not trusted ({error}); check TOWER_MQTT_CA_FILE"
+    if address.tls and isinstance(error, ssl.SSLError | ConnectionResetError | BrokenPipeError):
+        # mosquitto's plain listener reads a TLS ClientHello as a broken CONNECT and resets the connection
+        return (f"cannot connect to {address}: the TLS handshake with {where} failed ({error}); is it a plain-text "
+                f"MQTT port? check the scheme (mqtts:// for TLS, mqtt:// for plain text) and the port")  # fmt: skip
+    if isinstance(error, ConnectionRefusedError):
+        return f"cannot connect to {address}: nothing accepts connections at {where} (broker not started yet?)"
+    if isinstance(error, socket.gaierror):
+        return f"cannot connect to {address}: host {address.host} not found ({error})"
+    return f"cannot connect to {address}: {error}"
+
+
+class ServiceConnection:
+    """A long-running service's broker connection as its operator needs to hear of it.
+
+    The service's paho callbacks call `accepted` (on_connect) and `disconnected` (on_disconnect);
+    failed attempts are said in words that point at the fix (on_connect_fail). A refusal retrying
+    cannot mend (PERMANENT_REFUSALS: password, account, client id), at start or after a reconnect
+    (an account removed while the service runs), is kept in `refused`: the service then ends with
+    exit 1 instead of reconnecting forever, so a supervisor shows a crash loop and the reason.
+    """
+
+    def __init__(self, client: mqtt.Client, address: BrokerAddress, client_id: str, log: logging.Logger) -> None:
+        self.address, self.client_id, self.log = address, client_id, log
+        self.refused: BrokerRefused | None = None
+        self._answered = False  # a CONNACK came on the current connection
+        client.on_connect_fail = self._on_connect_fail
+
+    def accepted(self, reason_code: ReasonCode) -> bool:
+        """Whether the CONNACK accepts us; a refusal is logged (transient) or kept in `refused` (permanent)."""
+        self._answered = True
+        if not reason_code.is_failure:
+            return True
+        check = PERMANENT_REFUSALS.get(reason_code.value)
+        if check is None:
+            self.log.warning("broker %s refused the connection for now: %s; retrying", self.address, reason_code)
+        elif self.refused is None:
+            account = f"account '{self.address.username}'" if self.address.username else "no account (anonymous)"
+            self.refused = BrokerRefused(f"broker {self.address} refused {account} with client id '{self.client_id}': "
+                                         f"{reason_code}; check {check}")  # fmt: skip
+        return False
+
+    def disconnected(self, reason_code: ReasonCode) -> None:
+        answered, self._answered = self._answered, False
+        if self.refused is not None or reason_code == 0:
+            return
+        if reason_code == SESSION_TAKEN_OVER:
+            self.log.error("broker %s ended our session: %s; another process connected with the same client id "
+                           "'%s' (two services on one client id take the session from each other: stop the other "
+                           "or give one another client id); reconnecting", self.address, reason_code,
+                           self.client_id)  # fmt: skip
+        elif not answered:
+            self.log.warning("%s closed the connection without an MQTT answer; is it a TLS port? check the "
+                             "scheme (mqtts:// for TLS, mqtt:// for plain text) and the port; retrying",
+                             self.address)  # fmt: skip
+        else:
+            self.log.warning("disconnected from %s: %s; reconnecting", self.address, reason_code)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        # paho calls this from inside its `except OSError:` around the attempt and passes no error:
+        # the exception being handled is the error (tests/test_service_guards.py pins that).
+        error = sys.exc_info()[1]
+        reason = connect_error(self.address, error) if isinstance(error, OSError) else f"cannot reach {self.address}"
+        self.log.warning("%s; retrying", reason)
 
 
 def start_and_wait(

@@ -1,15 +1,68 @@
-"""What every long-running tower service does at start (stop on SIGTERM/SIGINT, tune the GC), and
-how a command that starts other processes stops them again, their own children included."""
+"""What every long-running tower service does at start (hold its state exclusively, stop on
+SIGTERM/SIGINT, tune the GC), and how a command that starts other processes stops them again,
+their own children included."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class AlreadyRunning(Exception):
+    """Another process holds the state this one would use; str(self) says what, which process, and how to fix it."""
+
+
+_held_locks: set[int] = set()  # descriptors of the locks this process holds
+
+
+def _forget_locks_in_child() -> None:
+    # flock belongs to the open file, which a forked child shares: the alert engine's snapshot writer,
+    # outliving a SIGKILLed engine by the second it takes to write, would keep the lock and fail the
+    # restart. The child closes its copies; the lock stays with the parent.
+    for descriptor in _held_locks:
+        os.close(descriptor)
+    _held_locks.clear()
+
+
+os.register_at_fork(after_in_child=_forget_locks_in_child)
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path, what: str, fix: str) -> Iterator[None]:
+    """Hold lock_file exclusively while the block runs; AlreadyRunning if another process holds it.
+
+    Two services on the same state (a spool, an alert book) corrupt it. The lock is the kernel's
+    (flock), so it goes with the process however it ends, SIGKILL included: a restart after a crash
+    finds it free. The file holds the holder's PID and host for the message; it is never removed
+    (removing a lock file lets a third process lock a new file while the second holds the old one).
+    """
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(descriptor, 200).decode(errors="replace").split()
+        os.close(descriptor)
+        pid = f"PID {holder[0]}" if holder else "another process"
+        host = f" on {holder[1]}" if len(holder) > 1 and holder[1] != socket.gethostname() else ""
+        raise AlreadyRunning(f"{what} is in use by {pid}{host} (it holds {lock_file}); {fix}") from None
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+    _held_locks.add(descriptor)
+    try:
+        yield
+    finally:
+        _held_locks.discard(descriptor)
+        os.close(descriptor)
 
 
 def stop_event() -> threading.Event:

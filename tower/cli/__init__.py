@@ -1,7 +1,8 @@
 """The `tower` command: one entry point, one sub-command per capability.
 
 Mistakes (bad flags, URLs, times, unknown devices) print one line saying what is wrong and how
-to fix it, and exit 2; an unavailable store or broker exits 1. No tracebacks for either.
+to fix it, and exit 2; an unavailable store or broker, a broker that refuses a service's account,
+and a second service on state another one holds exit 1. No tracebacks for any.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pydantic import ValidationError
 
 from tower.access import ServiceRole
 from tower.contract import DeviceKind
-from tower.mqtt import BrokerUnavailable
+from tower.mqtt import BrokerRefused, BrokerUnavailable
+from tower.process import AlreadyRunning
 from tower.roles import PEOPLE_ROLES
 from tower.store import StoreUnavailable
 
@@ -337,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except BrokerUnavailable as error:
         print(f"tower: error: broker unavailable: {error}", file=sys.stderr)
+        return 1
+    except (AlreadyRunning, BrokerRefused) as error:  # a service that must not run, or cannot: exit 1
+        print(f"tower: error: {error}", file=sys.stderr)
         return 1
     except ModuleNotFoundError as error:
         if error.name not in EXTRAS:
