@@ -71,10 +71,12 @@ def _machine(publisher, minute_ms: int, state: str, device: str = "conv-9") -> N
 
 
 def _watch(settings) -> dict[str, dict]:
-    """Alert announcements as they arrive, by topic (the watcher stops with the test's broker session)."""
+    """Alert announcements as they arrive, by topic (the watcher stops with the test's broker session);
+    not the retained ones earlier tests on the same broker left."""
     announced: dict[str, dict] = {}
     watcher, address, properties = make_client(settings, f"test-watch-{os.getpid()}-{len(_watchers)}")
-    watcher.on_message = lambda c, u, m: announced.__setitem__(m.topic, json.loads(m.payload)) if m.payload else None
+    watcher.on_message = lambda c, u, m: (announced.__setitem__(m.topic, json.loads(m.payload))
+                                          if m.payload and not m.retain else None)  # fmt: skip
     watcher.on_connect = lambda c, *args: c.subscribe("tower/v1/alerts/+", qos=1)
     connect(watcher, address, properties, persistent=False)
     watcher.loop_start()
