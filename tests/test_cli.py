@@ -150,10 +150,13 @@ def test_device_controlled_text_is_escaped_for_the_terminal(tmp_path):
 def test_credentials_in_urls_never_reach_the_terminal(seeded):
     for args in (["ingest", "--broker", "mqtts://alice:S3cretPW@h:88x83"], ["ingest", "--broker", "http://alice:S3cretPW@h"],
                  ["devices", "--store", "postgres://alice:S3cretPW@h/db"],
-                 ["query", "dead-letters", "--store", "sqlite:///alice:S3cretPW@nowhere/x.db"]):  # fmt: skip
+                 ["query", "dead-letters", "--store", "sqlite:///alice:S3cretPW@nowhere/x.db"],
+                 # a URL parser takes # and ? in a password for a fragment and a query
+                 ["ingest", "--broker", "mqtt://alice:S3cret#PW@h:1883"], ["ingest", "--broker", "mqtt://alice:S3cret?PW@h"],
+                 ["devices", "--store", "influxdb://alice:S3cretPW@h:8086?bucket=b"]):  # fmt: skip
         result = tower(*args)
         assert result.returncode == 2 and "alice" in result.stderr, result.stderr
-        assert "S3cretPW" not in result.stderr and "S3cretPW" not in result.stdout
+        assert "S3cret" not in result.stderr and "S3cret" not in result.stdout
 
 
 def test_devices_list_is_the_devices_listing(seeded):

@@ -169,7 +169,10 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
-_URL_PASSWORD = re.compile(r"//([^/@:?#]*):[^?#]*@")  # greedy: a password may hold an unescaped / or @
+# Up to the URL's last @: a password may hold an unescaped / @ ? or #, which a URL parser takes for
+# the start of the path, query or fragment (then says "invalid port"); redacting too much is harmless.
+_URL_PASSWORD = re.compile(r"//([^/@:?#]*):.*@(?=[^@]*$)")
+PASSWORD_ESCAPES = "percent-encode / @ ? # : in a password (%2F %40 %3F %23 %3A)"
 _URL_SECRET_PARAMETER = re.compile(r"([?&](?:token|password|passwd|secret|key)=)[^&#]*", re.IGNORECASE)
 
 

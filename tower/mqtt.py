@@ -17,7 +17,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from tower.config import Settings, redact_url
+from tower.config import PASSWORD_ESCAPES, Settings, redact_url
 
 PUBLISH_WINDOW = 64  # QoS 1 messages a publisher keeps in flight; see QosPublisher
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -58,14 +58,15 @@ class BrokerAddress:
         The messages show the URL with its password redacted: they end up in terminals and logs.
         """
         parts = urlsplit(url)
+        hint = f" ({PASSWORD_ESCAPES})" if "@" in url else ""
         if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
             raise ValueError(
-                f"broker URL '{redact_url(url)}' is not of the form mqtt[s]://[account:password@]host:port"
+                f"broker URL '{redact_url(url)}' is not of the form mqtt[s]://[account:password@]host:port{hint}"
             )
         try:
             port = parts.port or DEFAULT_PORTS[parts.scheme]
         except ValueError:
-            raise ValueError(f"broker URL '{redact_url(url)}' has an invalid port") from None
+            raise ValueError(f"broker URL '{redact_url(url)}' has an invalid port{hint}") from None
         username = unquote(parts.username) if parts.username else None
         password = unquote(parts.password) if parts.password else None
         return cls(parts.hostname, port, username, password, tls=parts.scheme == "mqtts")

@@ -26,7 +26,11 @@ def open_store(url: str, settings: Settings | None = None, must_exist: bool = Fa
     """
     from tower.config import redact_url  # messages reach terminals and logs: no credentials in them
 
-    parts, shown = urlsplit(url), redact_url(url)
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as problem:  # e.g. "Invalid IPv6 URL"
+        raise ValueError(f"store URL '{shown}' cannot be read ({problem}); use {_FORMS}") from None
     if parts.scheme == "sqlite":
         if not parts.path or parts.path == "/":
             raise ValueError(f"store URL '{shown}' names no file; use sqlite:///var/tower.db")
@@ -42,11 +46,14 @@ def open_store(url: str, settings: Settings | None = None, must_exist: bool = Fa
 
 
 def _open_influx(parts, settings: Settings | None) -> Store:
-    from tower.config import load_settings
+    from tower.config import load_settings, redact_url
     from tower.store.influx import InfluxStore
     from tower.store.sqlite import SqliteStore
 
     settings = settings or load_settings()
+    if "@" in parts.netloc or "@" in parts.path:
+        raise ValueError(f"store URL '{redact_url(parts.geturl())}': InfluxDB store URLs hold no credentials; give "
+                         "the token in TOWER_INFLUX_TOKEN (or TOWER_INFLUX_TOKEN_FILE)")  # fmt: skip
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     org, bucket = query.get("org", settings.influx_org), query.get("bucket", settings.influx_bucket)
     if not parts.hostname or not bucket:
