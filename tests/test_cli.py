@@ -107,6 +107,7 @@ def test_devices_and_dead_letters(seeded):
         (["devices", "--store", "postgres://x"], "unknown scheme 'postgres'"),
         (["ingest", "--broker", "http://x"], "is not of the form mqtt[s]://"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["evaluate", "--scenario", "iberian"], "no such scenario file; give a path or one of: default, iberia"),
     ],
 )
 def test_mistakes_print_one_line_and_exit_non_zero(seeded, args, message):

@@ -82,3 +82,23 @@ def test_dashboard_is_streamlit_and_stops_on_sigterm(tmp_path):
         dashboard.wait(60)
     assert dashboard.returncode == 0
     assert not set(descendants()) - set(before), "tower dashboard left Streamlit behind"
+
+
+def test_a_demo_starts_from_an_empty_data_directory_and_never_empties_someone_elses(tmp_path):
+    from tower.cli.commands import DEMO_MARKER, _fresh_demo_state
+
+    earlier = tmp_path / "var"
+    _fresh_demo_state(earlier, f"sqlite:///{earlier}/tower.db")
+    (earlier / "tower.db").write_text("an earlier demo's day")
+    _fresh_demo_state(earlier, f"sqlite:///{earlier}/tower.db")
+    assert sorted(p.name for p in earlier.iterdir()) == [DEMO_MARKER]
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "alerts.db").write_text("an operator's alert book")
+    refused = subprocess.run([sys.executable, "-m", "tower.cli", "demo", "--store", f"sqlite:///{real}/tower.db"],
+                             cwd=REPO, env={**os.environ, "TOWER_DATA_DIR": str(real)}, capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "holds data that is not a demo's" in refused.stderr and "TOWER_DATA_DIR" in refused.stderr
+    assert (real / "alerts.db").read_text() == "an operator's alert book"

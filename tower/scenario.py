@@ -195,7 +195,17 @@ def _name(item: BaseModel) -> str:
     return f"{type(item).__name__} {getattr(item, 'id', None) or getattr(item, 'id_prefix', '')}".strip()
 
 
+def bundled_scenarios() -> list[str]:
+    """The names of the scenarios that ship with the tower (simulators/scenarios/NAME.yaml)."""
+    return sorted(path.stem for path in DEFAULT_SCENARIO.parent.glob("*.yaml"))
+
+
 def load_scenario(name_or_path: str | Path) -> Scenario:
-    """'default' or a path. ScenarioError('file:line: problem') for anything wrong with the file."""
-    path = DEFAULT_SCENARIO if str(name_or_path) == "default" else Path(name_or_path)
+    """A bundled scenario's name ('default', 'iberia') or a path. ScenarioError('file:line: problem')
+    for anything wrong with the file."""
+    text = str(name_or_path)
+    bundled = DEFAULT_SCENARIO.parent / f"{text}.yaml"
+    path = bundled if text in bundled_scenarios() else Path(name_or_path)
+    if not path.exists():
+        raise ScenarioError(f"{text}: no such scenario file; give a path or one of: {', '.join(bundled_scenarios())}")
     return load_model(path, Scenario, "scenario", ScenarioError)

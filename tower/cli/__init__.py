@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Play a scenario onto MQTT. Simulated time runs --speed times faster than real time; "
         "event timestamps are simulated time and never ahead of the present (by default the run ends now).",
     )
-    simulate.add_argument("--scenario", default="default", help="scenario YAML file, or 'default' (the default)")
+    simulate.add_argument("--scenario", default="default", help="scenario file, or a bundled one: default, iberia")
     simulate.add_argument("--speed", default="1", help="simulated seconds per real second, or 'max' (default: 1)")
     simulate.add_argument("--duration", help="simulated time to run, e.g. 2h (default: the scenario's)")
     simulate.add_argument(
@@ -294,7 +294,7 @@ def _alert_commands(sub: argparse._SubParsersAction) -> None:
     backtest.set_defaults(run="alerting:backtest")
 
     evaluate = sub.add_parser("evaluate", help="score rules against a simulated scenario's ground truth")
-    evaluate.add_argument("--scenario", default="default", help="scenario file, or 'default' (the default)")
+    evaluate.add_argument("--scenario", default="default", help="scenario file, or a bundled one: default, iberia")
     evaluate.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     evaluate.add_argument("--duration", help="simulated time, e.g. 24h (default: the scenario's)")
     evaluate.add_argument(

@@ -149,6 +149,33 @@ def _demo_user(data_dir: Path) -> Path:
     return kept
 
 
+DEMO_MARKER = ".tower-demo"  # in a data directory the demo made, so a later demo may empty it
+
+
+def _fresh_demo_state(data_dir: Path, store_url: str) -> None:
+    """Each demo replays a day that ends now; on an earlier run's data, trails would zigzag between
+    two days and alerts mix. So the demo starts from an empty data directory: one an earlier demo
+    made is emptied, one that holds anything else is refused (it may be someone's real state), and
+    so is an existing SQLite store outside it."""
+    import shutil
+    from urllib.parse import urlsplit
+
+    fix = "give the demo a data directory of its own (e.g. TOWER_DATA_DIR=var-demo make demo) or move it away"
+    used = data_dir.is_dir() and any(data_dir.iterdir())
+    made_by_demo = (data_dir / DEMO_MARKER).exists() or (data_dir / "logs" / "truth.jsonl").exists()
+    if used and not made_by_demo:
+        raise ValueError(f"{data_dir} holds data that is not a demo's; {fix}")
+    store = urlsplit(store_url)
+    store_file = Path(store.path[1:]) if store.scheme == "sqlite" else None
+    if store_file is not None and store_file.exists() and not store_file.resolve().is_relative_to(data_dir.resolve()):
+        raise ValueError(f"the store {store_file} exists already; the demo writes a day of data into an empty one")
+    if used:
+        shutil.rmtree(data_dir)
+        log.info("emptied %s, the previous demo's data", data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / DEMO_MARKER).write_text("made by 'tower demo'; the next demo empties this directory\n")
+
+
 def demo(args: argparse.Namespace) -> int:
     """Broker, collector, alert engine, dashboard, API and the default scenario (at 60x, ending now) as children."""
     from simulators.run import default_start_ms
@@ -158,6 +185,7 @@ def demo(args: argparse.Namespace) -> int:
     settings = load_settings(store=args.store)
     port = args.port or (1883 if port_free(1883) else None)
     data_dir = settings.data_dir
+    _fresh_demo_state(data_dir, settings.store)
     speed = 60
     dashboard_port = 8501 if port_free(8501) else free_port()
     api_port = 8600 if port_free(8600) else free_port()
