@@ -139,6 +139,7 @@ def evaluate(args: argparse.Namespace) -> int:
         for s in report.scores
     ]  # fmt: skip
     print(pd.DataFrame(rows).to_string(index=False))
+    print("n/a: nothing to score (no fault that should alert; data-quality faults are the collector's to reject)")
     print(f"late shipments: {report.late_shipments}, warned >= 30 min before the promised time: {report.warned_early}")
     for detection in report.detections:
         lead = "missed" if detection["lead_min"] is None else f"{detection['lead_min']:+g} min"
@@ -180,7 +181,7 @@ def _replay_quietly() -> None:
 
 
 def _ratio(value: float | None) -> str:
-    return "n/a (ingest)" if value is None else f"{value:.2f}"
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _book(settings: Settings):

@@ -32,9 +32,10 @@ def load_network(args: argparse.Namespace) -> int:
     network = load_network_file(args.file)
     store = _store()
     changed = store.set_network(network, str(args.file))
-    print(f"network {'loaded' if changed else 'unchanged'} (revision {store.revision()}): {len(network.sites)} sites, "
-          f"{len(network.lanes)} lanes, {len(network.cargo_types)} cargo types, {len(network.warehouse_sensors)} "
-          f"warehouse sensors, {len(network.machines())} machines")  # fmt: skip
+    counts = ", ".join(_count(len(items), noun) for items, noun in (
+        (network.sites, "site"), (network.lanes, "lane"), (network.cargo_types, "cargo type"),
+        (network.warehouse_sensors, "warehouse sensor"), (network.machines(), "machine")))  # fmt: skip
+    print(f"network {'loaded' if changed else 'unchanged'} (revision {store.revision()}): {counts}")
     return 0
 
 
@@ -66,8 +67,12 @@ def show_network(args: argparse.Namespace) -> int:
     }  # fmt: skip
     for title, frame in tables.items():
         print(f"\n{title}:")
-        print_frame(frame, "table", "  none: tower network load FILE")
+        print_frame(frame, "table", "  none" if network.sites else "  none: tower network load FILE")
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def import_shipments(args: argparse.Namespace) -> int:

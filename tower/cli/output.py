@@ -33,7 +33,8 @@ def print_frame(frame: pd.DataFrame, fmt: str, empty_message: str) -> None:
     elif frame.empty:
         print(empty_message, file=sys.stderr)
     else:
-        print(_printable_text(_with_text_times(frame)).to_string(index=False, na_rep=""))
+        shown = _printable_text(_with_text_times(frame))
+        print(shown.astype(object).where(shown.notna(), "").to_string(index=False))  # None, NaN, NaT: blank
 
 
 def _printable_text(frame: pd.DataFrame) -> pd.DataFrame:

@@ -52,8 +52,9 @@ def devices(args: argparse.Namespace) -> int:
             "device_id": [d.device_id for d in known],
             "kind": [d.kind.value for d in known],
             "last_seen": pd.to_datetime([d.last_seen_ms for d in known], unit="ms", utc=True),
-            "status": [d.status.value if d.status else None for d in known],
+            # the tower's judgement (silent too long, or said goodbye), and what the device last said of itself
             "offline": [is_offline(d.last_seen_ms, now_ms(), d.status == DeviceStatus.OFFLINE) for d in known],
+            "reported_status": [d.status.value if d.status else None for d in known],
         }
     )
     print_frame(frame, args.format, "no devices yet")
