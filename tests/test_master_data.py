@@ -284,6 +284,7 @@ def test_a_gps_outlier_at_the_destination_does_not_deliver_the_shipment():
              for _, r in _drive("T-1", departure, range(21, 30), door_open=True)]  # fmt: skip
     changes = [change for reading in [*readings, outlier, *later] for change in evaluator.observe(reading)]
     assert evaluator.tracking_changes()[-1].arrived_ms is None  # not delivered
+    # the rules still apply (refreshes of the firing alert aside)
     assert [c.rule.id for c in changes if c.state == "firing" and not c.refresh] == [
         "door-open-in-transit"
     ]  # rules apply
