@@ -149,7 +149,10 @@ class LocalBroker:
                 text += ACCOUNTS_CONF.format(plugin=dynamic_security_plugin(), data_dir=data_dir)
             conf.write_text(text)
         log = open(self.data_dir / "broker.out", "ab")  # noqa: SIM115 - lives as long as the broker
-        self._process = subprocess.Popen([self.mosquitto, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        # Its own session, like tower.process.Children's: a Ctrl-C in the terminal reaches the command that
+        # started it, which stops its clients first (they flush while the broker is up), then the broker.
+        self._process = subprocess.Popen([self.mosquitto, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)  # fmt: skip
         self._wait_until_listening()
         return self
 
