@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,7 +24,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOWER_", extra="forbid")
 
     # Where things live
-    store: str = Field("sqlite:///var/tower.db", description="store URL: sqlite:///relative.db, sqlite:////abs.db")
+    store: str = Field(
+        "sqlite:///var/tower.db",
+        description="store URL: sqlite:///relative.db, sqlite:////abs.db (default: tower.db in the data directory)",
+    )
     broker: str = Field(
         "mqtt://127.0.0.1:1883", description="MQTT broker URL: mqtt[s]://[account:password@]host:port (mqtts = TLS)"
     )
@@ -111,6 +114,13 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value  # docker-compose's ${VAR:-} gives empty strings
+
+    @model_validator(mode="after")
+    def _store_in_the_data_directory(self) -> Settings:
+        """Unless a store is named, it is the data directory's own: another TOWER_DATA_DIR is another tower."""
+        if "store" not in self.model_fields_set:
+            self.store = f"sqlite:///{self.data_dir / 'tower.db'}"
+        return self
 
     @property
     def spool_dir(self) -> Path:
