@@ -92,6 +92,29 @@ def finished(browser: object, last: str) -> bool:
         return False
 
 
+# A deck's canvases are in the document before deck.gl has drawn in them: they take their box's size
+# when its WebGL device is up, and its first frame (shaders compiled, in software here) comes after.
+DECKS_SIZED = """return [...document.querySelectorAll('[data-testid="stDeckGlJsonChart"] canvas')].every(
+    c => c.clientWidth > 0 && Math.abs(c.width - c.clientWidth * devicePixelRatio) <= 2)"""
+TWO_FRAMES = "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)))"
+
+
+def decks_sized(browser: object) -> bool:
+    """Every map on the page has its drawing buffer (deck.gl and the basemap have started drawing)."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        return bool(browser.execute_script(DECKS_SIZED))
+    except WebDriverException:
+        return False
+
+
+def frames_drawn(browser: object) -> None:
+    """Returns once the browser has produced two more frames: what was drawn before is on screen
+    (a WebGL frame is composited, and so waited for, at the next frame)."""
+    browser.execute_async_script(TWO_FRAMES)
+
+
 def sign_in(browser: object, name: str, password: str, timeout_s: float = 60) -> None:
     """Fill in and submit the sign-in form the page shows (drawn again as the page settles: retried)."""
     from selenium.common.exceptions import WebDriverException

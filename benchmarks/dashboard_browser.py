@@ -2,7 +2,9 @@
 benchmark store (benchmarks/dashboard.py seeds it: 2,000 shipments on the road, 19 million readings).
 
 A page's time runs from the navigation to the page's last element drawn, with Streamlit saying
-its script has finished (the page's tables, charts and maps are in the document):
+its script has finished (the page's tables, charts and maps are in the document), every map's
+canvas sized by deck.gl and two more frames shown (a map's first WebGL frame is on screen; a map's
+canvas alone is in the document before deck.gl has compiled a shader):
 - first load after a start: a fresh `tower dashboard` process, the browser opens it and signs in;
   from the sign-in's submit to the Overview's last element (and, apart, to the sign-in form);
 - cold: from a click on the page's link in the sidebar to its last element, after a wait on
@@ -21,7 +23,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.browser import chromium, click_page, finished, found, heading, sign_in, streamlit_app, tower_dashboard
+from benchmarks.browser import (
+    chromium,
+    click_page,
+    decks_sized,
+    finished,
+    found,
+    frames_drawn,
+    heading,
+    sign_in,
+    streamlit_app,
+    tower_dashboard,
+)
 from benchmarks.dashboard import PASSWORD, SEED_DIR, SHIPMENTS, USER, seed
 
 REFRESH_S = 5  # dashboards/data.py's cache period (imported there, it would start Streamlit's caches here)
@@ -50,12 +63,14 @@ st.navigation(pages).run()
 
 
 def _until(browser, condition, what: str) -> float:  # noqa: ANN001
-    """Seconds until the condition holds (polled every 10 ms)."""
+    """Seconds until the condition holds (polled every 10 ms) and the browser has shown it (two
+    frames later: a map's first WebGL frame is composited, and waited for, at the next frame)."""
     began = time.perf_counter()
     while not condition():
         if time.perf_counter() - began > TIMEOUT_S:
             raise TimeoutError(f"{what}: not within {TIMEOUT_S} s")
         time.sleep(0.01)
+    frames_drawn(browser)
     return time.perf_counter() - began
 
 
@@ -64,9 +79,10 @@ def _click_nav(browser, page: str) -> None:  # noqa: ANN001
 
 
 def _drawn(browser, page: str) -> bool:  # noqa: ANN001
-    """The page (its heading, not the one before's) has finished with its last element."""
+    """The page (its heading, not the one before's) has finished with its last element, and its
+    maps have started drawing."""
     return (heading(browser) == HEADINGS[page] and finished(browser, LAST[page])
-            and len(found(browser, LAST[page])) >= COUNT.get(page, 1))  # fmt: skip
+            and len(found(browser, LAST[page])) >= COUNT.get(page, 1) and decks_sized(browser))  # fmt: skip
 
 
 def _submit_and_time(browser, page: str) -> float:  # noqa: ANN001

@@ -28,14 +28,16 @@ FIT_WIDTH_PX, FIT_PADDING = 700, 0.8  # fit for a map at least this wide, the da
 MAX_FIT_ZOOM = 12.0
 
 
-def legend(counts: dict[str, int] | None = None) -> str:
-    """The status colours as a line of HTML (with counts, if given) and the neutral shapes, for a caption."""
+def legend(counts: dict[str, int] | None = None, lanes: bool = True) -> str:
+    """The status colours as a line of HTML (with counts, if given) and the neutral shapes, for a
+    caption; `lanes`: the map draws planned routes and trails (deck's `lanes`)."""
     statuses = " ".join(f"<span style='color:rgb{colour}'>●</span> {status}"
                         + (f" ({counts.get(status, 0)})" if counts is not None else "")
                         for status, colour in STATUS_COLOURS.items())  # fmt: skip
     return (f"{statuses} · <span style='color:rgb{SITE_COLOUR}'>◯</span> site · "
-            f"<span style='color:rgb{UNPLANNED_COLOUR}'>●</span> tracker with no plan · "
-            "grey lines: planned routes; trails in their shipment's colour")  # fmt: skip
+            f"<span style='color:rgb{UNPLANNED_COLOUR}'>●</span> tracker with no plan"
+            + (" · grey lines: planned routes; trails in their shipment's colour" if lanes else
+               " · routes and geofences: on the Map page"))  # fmt: skip
 
 
 def fit(points: list[tuple[float, float]], height_px: int, width_px: int = FIT_WIDTH_PX) -> pdk.ViewState:
@@ -58,16 +60,30 @@ def fit(points: list[tuple[float, float]], height_px: int, width_px: int = FIT_W
     return pdk.ViewState(longitude=(west + east) / 2, latitude=centre_lat, zoom=round(zoom, 2))  # fmt: skip
 
 
+def legs(points: list[list[float]]) -> list[dict[str, list[float]]]:
+    """A line through [lon, lat] points as its straight legs, for a LineLayer. deck.gl's PathLayer
+    draws the same, but in a browser without a GPU (WebGL in software, SwiftShader) its shaders
+    take ~0.45 s to compile on every page that draws one, a LineLayer's ~0.05 s."""
+    return [{"from": a, "to": b} for a, b in zip(points, points[1:], strict=False)]
+
+
+def route_points(route: Route) -> list[list[float]]:
+    return [[lon, lat] for lat, lon in route.points]
+
+
 def _rgb(colour: tuple[int, int, int], alpha: int) -> list[int]:
     return [*colour, alpha]
 
 
 def deck(shipments: pd.DataFrame, routes: dict[str, Route], sites: tuple[Site, ...], site_health: pd.DataFrame,
          trails: dict[str, list[list[float]]], unplanned: pd.DataFrame, when: Callable[[float | None], str],
-         height_px: int) -> pdk.Deck:  # fmt: skip
+         height_px: int, lanes: bool = True) -> pdk.Deck:  # fmt: skip
     """`site_health`: site, machines, health (worst), said in the site's tooltip; `trails`: shipment id
     -> [[lon, lat], ...]; `unplanned`: trackers with no shipment planned (device_id, lat, lon), drawn
-    at their newest position; `when`: formats a time for the tooltips."""
+    at their newest position; `when`: formats a time for the tooltips; `lanes`: draw the planned
+    routes and the sites' geofences (the Overview's map leaves them to the Map page: a browser
+    without a GPU pays ~0.3 s for each more kind of layer it draws, and at the whole network's zoom
+    a geofence is smaller than a pixel)."""
     status_of = dict(zip(shipments["shipment"], shipments["status"], strict=True))
     moving = shipments.assign(
         position=[[round(lon, 5), round(lat, 5)] for lat, lon in zip(shipments["lat"], shipments["lon"], strict=True)],
@@ -97,15 +113,9 @@ def deck(shipments: pd.DataFrame, routes: dict[str, Route], sites: tuple[Site, .
     })  # fmt: skip
     neutral = [128, 128, 128]
     layers = [
-        pdk.Layer("PathLayer", id="routes", get_path="path",
-                  data=[{"path": [[lon, lat] for lat, lon in route.points]} for route in routes.values()],
-                  get_color=[*neutral, 120], width_min_pixels=2),
-        pdk.Layer("ScatterplotLayer", id="geofences", data=site_frame[site_frame["radius"] > 0],
-                  get_position="position", get_radius="radius", get_fill_color=[*neutral, 30],
-                  get_line_color=[*neutral, 140], stroked=True, line_width_min_pixels=1),
-        pdk.Layer("PathLayer", id=TRAILS, get_path="path", get_color="colour", width_min_pixels=3,
-                  data=[{"shipment": s, "path": p, "colour": _rgb(STATUS_COLOURS[status_of[s]], 170)}
-                        for s, p in trails.items() if s in status_of]),
+        pdk.Layer("LineLayer", id=TRAILS, get_source_position="from", get_target_position="to", get_color="colour",
+                  width_min_pixels=3, data=[{"shipment": s, **leg, "colour": _rgb(STATUS_COLOURS[status_of[s]], 170)}
+                                            for s, path in trails.items() if s in status_of for leg in legs(path)]),
         pdk.Layer("ScatterplotLayer", id=SITES, data=site_frame[["site", "position", "tip"]], get_position="position",
                   get_radius=300, radius_min_pixels=7, radius_max_pixels=14, filled=True,
                   get_fill_color=[255, 255, 255, 200], stroked=True, get_line_color=_rgb(SITE_COLOUR, 255),
@@ -117,7 +127,16 @@ def deck(shipments: pd.DataFrame, routes: dict[str, Route], sites: tuple[Site, .
                   get_radius=150, radius_min_pixels=5, radius_max_pixels=12, stroked=True,
                   get_line_color=[255, 255, 255, 230], line_width_min_pixels=1, pickable=True),
     ]  # fmt: skip
-    polygons = site_frame[site_frame["polygon"].map(len) > 0]
+    if lanes:
+        layers[:0] = [
+            pdk.Layer("LineLayer", id="routes", data=[leg for r in routes.values() for leg in legs(route_points(r))],
+                      get_source_position="from", get_target_position="to", get_color=[*neutral, 120],
+                      width_min_pixels=2),
+            pdk.Layer("ScatterplotLayer", id="geofences", data=site_frame[site_frame["radius"] > 0],
+                      get_position="position", get_radius="radius", get_fill_color=[*neutral, 30],
+                      get_line_color=[*neutral, 140], stroked=True, line_width_min_pixels=1),
+        ]  # fmt: skip
+    polygons = site_frame[site_frame["polygon"].map(len) > 0] if lanes else site_frame.iloc[:0]
     if not polygons.empty:  # a layer type drawn only when needed: each costs the browser its shaders
         layers.insert(2, pdk.Layer("PolygonLayer", id="geofence-polygons", data=polygons, get_polygon="polygon",
                                    get_fill_color=[*neutral, 30], get_line_color=[*neutral, 140],

@@ -10,7 +10,7 @@ import pydeck as pdk
 import streamlit as st
 
 from dashboards import charts, data, ui
-from dashboards.maps import fit
+from dashboards.maps import fit, legs, route_points
 from dashboards.shipments import STATUS_COLOURS
 
 REPLAY_HEIGHT = 380
@@ -103,12 +103,13 @@ def replay(detail: data.ShipmentDetail) -> None:
     upto = track[track["ts_ms"] <= at]
     path = [[round(lon, 5), round(lat, 5)] for lat, lon in zip(upto["lat"], upto["lon"], strict=True)]
     here = upto.iloc[-1]
-    planned = [[lon, lat] for lat, lon in detail.plan.route.points]
+    planned = route_points(detail.plan.route)
     layers = [
-        pdk.Layer("PathLayer", id="planned", data=[{"path": planned}], get_path="path",
-                  get_color=[128, 128, 128, 140], width_min_pixels=2),
-        pdk.Layer("PathLayer", id="travelled", data=[{"path": path}], get_path="path",
-                  get_color=[*STATUS_COLOURS[detail.row["status"]], 230], width_min_pixels=4),
+        pdk.Layer("LineLayer", id="planned", data=legs(planned), get_source_position="from",
+                  get_target_position="to", get_color=[128, 128, 128, 140], width_min_pixels=2),
+        pdk.Layer("LineLayer", id="travelled", data=legs(path), get_source_position="from",
+                  get_target_position="to", get_color=[*STATUS_COLOURS[detail.row["status"]], 230],
+                  width_min_pixels=4),
         pdk.Layer("ScatterplotLayer", id="here", data=[{"position": [float(here["lon"]), float(here["lat"])]}],
                   get_position="position", get_fill_color=[*STATUS_COLOURS[detail.row["status"]], 255],
                   get_line_color=[255, 255, 255], stroked=True, line_width_min_pixels=2, get_radius=7,

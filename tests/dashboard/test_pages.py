@@ -38,7 +38,11 @@ def test_overview_shows_the_kpis_and_the_map(var):
     labels = [metric.label for metric in app.metric]
     assert labels[:4] == ["In transit", "On-time rate", "Predicted late", "Cold-chain compliance"]
     assert {"Active critical", "Mean time to acknowledge", "Devices offline", "Ingest lag"} <= set(labels)
-    assert len(_layer(_decks(app)[0], "shipments")["data"]) == 6
+    deck = _decks(app)[0]
+    assert len(_layer(deck, "shipments")["data"]) == 6
+    # lighter than the Map page's: shipments and sites, no routes or geofences (said in the legend)
+    assert {layer["id"] for layer in deck["layers"] if layer.get("data")} == {"shipments", "sites"}
+    assert any("routes and geofences: on the Map page" in caption.value for caption in app.caption)
 
 
 def _projected(view: dict, lon: float, lat: float, width: float, height: float) -> tuple[float, float]:
@@ -72,7 +76,7 @@ def test_decks_are_valid_fit_every_shipment_and_have_plain_text_tooltips(var):
                 if isinstance(value, str) and value.startswith("@@=") and not prop.startswith("get"):
                     raise AssertionError(f"{name} layer {layer['id']}: {prop} = {value!r} is not a valid value")
     assert _layer(decks["replay"], "here")["radiusUnits"] == "pixels"
-    assert len(_layer(decks["replay"], "travelled")["data"][0]["path"]) > 10
+    assert len(_layer(decks["replay"], "travelled")["data"]) > 10  # legs of the travelled line
     for name in ("overview", "map"):
         assert decks[name]["tooltip"] == {"text": "{tip}"}, name
         tips = [row["tip"] for row in _layer(decks[name], "shipments")["data"] + _layer(decks[name], "sites")["data"]]
@@ -85,9 +89,10 @@ def test_map_filters_and_colours_that_mean_only_status(var):
     app = page("map")
     app.multiselect(key="f_status").set_value(["at risk"]).run()
     layers = {layer["id"]: layer for layer in _decks(app)[0]["layers"]}
+    assert layers["routes"]["data"] and layers["geofences"]["data"]
     assert [s["shipment"] for s in layers["shipments"]["data"]] == ["SHP-ANT-LIE-02"]
-    assert [t["shipment"] for t in layers["trails"]["data"]] == ["SHP-ANT-LIE-02"]  # few shown: trails drawn
-    assert len(layers["trails"]["data"][0]["path"]) > 5
+    assert {t["shipment"] for t in layers["trails"]["data"]} == {"SHP-ANT-LIE-02"}  # few shown: trails drawn
+    assert len(layers["trails"]["data"]) > 5  # the trail's legs
     at_risk = layers["shipments"]["data"][0]["colour"][:3]
     assert layers["trails"]["data"][0]["colour"][:3] == at_risk  # a trail has its shipment's status colour
     assert len(layers["sites"]["data"]) == len(data.master(data.source()).data.network.sites)
