@@ -60,8 +60,8 @@ def live() -> None:
         ui.tile(tiles[1], "Predicted arrival", ui.when(row["eta_ms"]), "arrival",
                 help="the delay rule's central estimate; the chart shows its band")  # fmt: skip
     ui.tile(tiles[2], "Progress", f"{row['progress_pct']:.0f}% · {row['remaining_km']:.0f} km left", "progress")
-    ui.tile(tiles[3], "Open alerts", f"{row['open_alerts']}" + (f" (worst {row['worst']})" if row["worst"] else ""),
-            "open_alerts")  # fmt: skip
+    worst = f" (worst {row['worst']})" if isinstance(row["worst"], str) and row["worst"] else ""  # NaN: none open
+    ui.tile(tiles[3], "Open alerts", f"{row['open_alerts']}{worst}", "open_alerts")
 
     eta = detail.eta.iloc[-1] if detail.eta is not None and not detail.eta.empty else None
     left, right = st.columns(2)

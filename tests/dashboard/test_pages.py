@@ -137,6 +137,7 @@ def test_a_delivered_shipment_shows_its_arrival_and_the_budget_frozen_at_deliver
     app = page("shipment", shipment="SHP-VNL-DUS-02")
     shown = " ".join(m.value for m in app.markdown) + " ".join(c.value for c in app.caption)
     assert "Arrived" in shown and "Frozen at delivery" in shown
+    assert "**0**" in [m.value for m in app.markdown] and "nan" not in shown  # no open alert, and no "worst nan"
     assert "in transit (frozen at delivery)" in app.get("progress")[0].proto.text
 
 
