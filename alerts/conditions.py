@@ -27,6 +27,7 @@ from alerts.rules import (
 )
 from tower.contract import FieldValue, is_plain_number
 from tower.domain import Severity
+from tower.masterdata.model import site_label
 from tower.masterdata.view import Position, ShipmentPlan
 from tower.timeutil import rfc3339
 
@@ -161,7 +162,7 @@ class Geofence(Condition):
             self._hold(ts, matching and dwelt > rule.dwell_over, not matching, 0, 0)
             if matching:
                 self.value = dwelt / MINUTE
-                self.detail = f"at {_place(self.inside, self.inside_name)} for {dwelt // MINUTE} min"
+                self.detail = f"at {site_label(self.inside, self.inside_name)} for {dwelt // MINUTE} min"
 
     def _crossed(self, rule: GeofenceRule, ts: int, left: tuple[str | None, str | None, str | None],
                  entered: Position, plan: ShipmentPlan | None) -> None:  # fmt: skip
@@ -169,12 +170,7 @@ class Geofence(Condition):
         site, site_type, name = entered_site if rule.event == "arrive" else left
         if rule.event != "dwell" and site is not None and _watched(rule, site, site_type, plan):
             self.state, self.since = State.FIRING, ts
-            self.detail = f"{'arrived at' if rule.event == 'arrive' else 'departed from'} {_place(site, name)}"
-
-
-def _place(site: str, name: str | None) -> str:
-    """A site as people know it, with the id the tower files it under: "North DC (dc-north)"."""
-    return f"{name} ({site})" if name and name != site else site
+            self.detail = f"{'arrived at' if rule.event == 'arrive' else 'departed from'} {site_label(site, name)}"
 
 
 def _watched(rule: GeofenceRule, site: str, site_type: str | None, plan: ShipmentPlan | None) -> bool:

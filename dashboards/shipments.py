@@ -53,24 +53,24 @@ def eta_band(plan: ShipmentPlan, rule: PredictedDelayRule, master: MasterData, t
 def timeline(plan: ShipmentPlan, track: pd.DataFrame, alerts: pd.DataFrame, arrived_ms: float | None) -> pd.DataFrame:
     """What happened to a shipment, in event time: departure, sites entered and left, alerts, arrival
     (`arrived_ms`: the confirmed arrival, tower.domain's definition)."""
-    events = [(plan.departure_ms, "planned departure", plan.origin.id)]
+    events = [(plan.departure_ms, "planned departure", plan.origin.label)]
     previous = None
     for ts, lat, lon in track[["ts_ms", "lat", "lon"]].itertuples(index=False):
         if pd.isna(lat) or pd.isna(lon):
             continue
-        here = next((s.id for s in (plan.origin, plan.destination) if s.contains((lat, lon))), None)
+        here = next((s for s in (plan.origin, plan.destination) if s.contains((lat, lon))), None)
         if here != previous:
             if previous is not None:
-                events.append((ts, "departed" if previous == plan.origin.id else "left geofence", previous))
+                events.append((ts, "departed" if previous == plan.origin else "left geofence", previous.label))
             if here is not None:
-                events.append((ts, "entered geofence", here))
+                events.append((ts, "entered geofence", here.label))
         previous = here
     if arrived_ms is not None and not pd.isna(arrived_ms):
-        events.append((arrived_ms, "delivered", plan.destination.id))
+        events.append((arrived_ms, "delivered", plan.destination.label))
     for alert in alerts.to_dict("records"):
         events.append((alert["opened_ms"], f"alert {alert['rule']} ({alert['severity']})", alert["detail"]))
         if alert["resolved_ms"] is not None and not pd.isna(alert["resolved_ms"]):
             events.append((alert["resolved_ms"], f"alert {alert['rule']} resolved", ""))
-    events.append((plan.promised_ms, "promised delivery", plan.destination.id))
+    events.append((plan.promised_ms, "promised delivery", plan.destination.label))
     frame = pd.DataFrame(events, columns=["ts_ms", "event", "detail"])
     return frame.sort_values("ts_ms", kind="stable", ignore_index=True)

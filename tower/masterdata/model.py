@@ -99,6 +99,11 @@ class Geofence(_Model):
         return self
 
 
+def site_label(site_id: str, name: str | None) -> str:
+    """A site as people know it, with the id the tower files it under: "North DC (dc-north)"."""
+    return f"{name} ({site_id})" if name and name != site_id else site_id
+
+
 class Site(_Model):
     id: Id
     name: str
@@ -111,6 +116,10 @@ class Site(_Model):
     @property
     def position(self) -> LatLon:
         return (self.lat, self.lon)
+
+    @property
+    def label(self) -> str:
+        return site_label(self.id, self.name)
 
     def contains(self, point: LatLon) -> bool:
         """Inside the site's geofence."""
