@@ -17,13 +17,13 @@ import pandas as pd
 import pydeck as pdk
 import streamlit as st
 
-from alerts.book import ENGINE, AlertBook
+from alerts.book import AlertBook
 from alerts.rules import ColdChainRule, PredictedDelayRule, Rule, RuleSet, TrendRule, load_rules
 from alerts.shipment_view import RuleRoles, ShipmentView, shipment_views
 from dashboards import health, kpis, maps, shipments
 from tower.config import load_settings
 from tower.contract import DeviceKind
-from tower.domain import ACTIVE_STATUSES, ALERT_STATUSES, ON_THE_ROAD, OPEN_STATUSES
+from tower.domain import ACTIVE_STATUSES, ALERT_STATUSES, ON_THE_ROAD
 from tower.masterdata.live import LiveMaster
 from tower.masterdata.model import Equipment
 from tower.masterdata.store import MasterStore
@@ -401,7 +401,6 @@ class AlertDetail:
     alert: dict  # with its runbook
     history: list[dict]  # the audit trail, oldest first
     deliveries: list[dict]
-    while_open: str  # the engine's last word while the alert was open (a resolved alert's detail says how it ended)
 
 
 @_live
@@ -411,6 +410,4 @@ def alert_detail(src: Source, alert_id: str) -> AlertDetail | None:
     alert = book.get(alert_id)
     if alert is None:
         return None
-    history = book.history(alert_id)
-    said = [row["note"] for row in history if row["actor"] == ENGINE and row["status"] in OPEN_STATUSES]
-    return AlertDetail(alert, history, book.deliveries(alert_id), said[-1] if said else alert["detail"])
+    return AlertDetail(alert, book.history(alert_id), book.deliveries(alert_id))

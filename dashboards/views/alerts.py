@@ -66,7 +66,7 @@ if found is None:
 alert, runbook = found.alert, found.alert["runbook"]
 st.subheader(f"[{alert['severity']}] {alert['rule']} on {alert['entity']}")
 st.markdown(f"Status: **{alert['status']}**" + (f" by {alert['acked_by']}" if alert["acked_by"] else ""))
-st.write(found.while_open)
+st.write(alert["detail"])  # brought up to date while it fires; a resolved alert keeps its last
 if alert["status"] in ("resolved", "closed"):
     ended = next(row for row in reversed(found.history) if row["status"] == "resolved")
     st.caption(f"Resolved {ui.when(ended['at_ms'])} by {ended['actor']}: {ended['note'] or 'no note'}")

@@ -142,3 +142,6 @@ def test_overview_map_alerts_and_the_cli_count_the_same(var):
         in_cli = sum(row["severity"] == severity for row in cli_alerts)
         assert int(overview[f"Active {severity}"]) == int(queue[severity]) == in_cli, severity
     assert sum(int(queue[s]) for s in SEVERITIES_WORST_FIRST) == len(cli_alerts) > 0
+    # an opened alert says what the queue and the CLI say of it (its detail as of the newest reading)
+    opened = page("alerts", alert=cli_alerts[0]["id"])
+    assert cli_alerts[0]["detail"] in [element.value for element in opened.markdown], cli_alerts[0]
