@@ -256,7 +256,8 @@ def test_cli_mistakes_are_one_line(tmp_path):
     assert _tower("api", "token", "add", "x", "--role", "viewer", env=env).returncode == 0
     twice = _tower("api", "token", "add", "x", "--role", "viewer", env=env)
     assert twice.returncode == 2 and twice.stderr.count("\n") == 1 and "exists" in twice.stderr
-    bad_env = _tower("api", env={**env, "TOWER_API_TOKEN": "s", "TOWER_API_TOKEN_ROLE": "boss"})
+    bad_env = _tower("api", "--port", str(free_port()), env={**env, "TOWER_API_TOKEN": "s",
+                                                              "TOWER_API_TOKEN_ROLE": "boss"})  # fmt: skip
     assert bad_env.returncode == 2 and "TOWER_API_TOKEN_ROLE" in bad_env.stderr
 
 

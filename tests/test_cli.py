@@ -90,6 +90,8 @@ def test_devices_and_dead_letters(seeded):
         ("pump-1", "equipment", "2026-09-21T14:13:00.000Z"),
         ("trk-1", "shipment", "2026-09-21T14:13:02.000Z"),
     ]
+    # offline is judged at the data's newest time, as the dashboard does, not by the wall clock
+    assert [d["offline"] for d in devices] == [False, False]
     (letter,) = json.loads(tower("query", "dead-letters", "--store", seeded, "--format", "json").stdout)
     assert letter["reason"] == "unknown device kind 'truck'" and letter["topic"] == "tower/v1/truck/x/telemetry"
 

@@ -64,12 +64,22 @@ if found is None:
     st.warning(f"No alert '{selected}'.")
     st.stop()
 alert, runbook = found.alert, found.alert["runbook"]
-st.subheader(f"[{alert['severity']}] {alert['rule']} on {alert['entity']}")
-st.markdown(f"Status: **{alert['status']}**" + (f" by {alert['acked_by']}" if alert["acked_by"] else ""))
-st.write(alert["detail"])  # brought up to date while it fires; a resolved alert keeps its last
-if alert["status"] in ("resolved", "closed"):
-    ended = next(row for row in reversed(found.history) if row["status"] == "resolved")
-    st.caption(f"Resolved {ui.when(ended['at_ms'])} by {ended['actor']}: {ended['note'] or 'no note'}")
+
+
+@ui.live_part
+def standing() -> None:
+    """What the alert says now: the engine brings a firing alert's detail up to date, as the queue shows."""
+    now = data.alert_detail(src, selected) or found
+    shown = now.alert
+    st.subheader(f"[{shown['severity']}] {shown['rule']} on {shown['entity']}")
+    st.markdown(f"Status: **{shown['status']}**" + (f" by {shown['acked_by']}" if shown["acked_by"] else ""))
+    st.write(shown["detail"])  # a resolved alert keeps its last
+    if shown["status"] in ("resolved", "closed"):
+        ended = next(row for row in reversed(now.history) if row["status"] == "resolved")
+        st.caption(f"Resolved {ui.when(ended['at_ms'])} by {ended['actor']}: {ended['note'] or 'no note'}")
+
+
+standing()
 done = st.session_state.pop("_alerts_done", None)
 if done:
     st.success(done)

@@ -17,10 +17,15 @@ from pathlib import Path
 import pytest
 
 from alerts.book import AlertBook
+from alerts.conditions import State
+from alerts.evaluate import Change
+from alerts.rules import load_rules
 from dashboards.maps import FIT_WIDTH_PX
 from tests.browser import SCREENSHOTS, chromium, dashboard, found, open_signed_in
 from tests.dashboard.conftest import PAGES, PASSWORD, page
 from tests.dashboard.test_pages import _decks, _layer, _projected, in_view
+from tower.contract import DeviceKind
+from tower.domain import Severity
 
 WAIT_S = 60
 
@@ -142,6 +147,12 @@ def test_an_operator_acknowledges_from_the_queue_and_sees_it_without_a_reload(se
     assert "acknowledged" in trail and "operator" in trail and "on my way" in trail, trail
     assert book.get(first["id"])["acked_by"] == "operator"
     browser.save_screenshot(str(SCREENSHOTS / "alerts.png"))
+    # the engine brings the detail of a firing alert up to date: the open alert shows it without a reload
+    rule = load_rules("default").rules[0].model_copy(update={"id": first["rule"]})
+    book.apply(Change(rule, first["entity"], first["device"], DeviceKind(first["kind"]), first["site"], State.FIRING,
+                      Severity.of(first["severity"]), first["fired_ms"] + 300_000, first["value"],
+                      "brought up to date: 42 min out of range", refresh=True), wall_ms=0)  # fmt: skip
+    _wait(browser, lambda: "brought up to date: 42 min out of range" in _body(browser), "the refreshed detail")
     # a viewer, on the same page by the notification's link, is offered nothing to press
     other = next(a for a in book.alerts("all") if a["status"] == "pending")  # one an operator could acknowledge
     open_signed_in(browser, f"{url}/alerts?alert={other['id']}", "viewer", PASSWORD)

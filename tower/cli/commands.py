@@ -225,18 +225,21 @@ def demo(args: argparse.Namespace) -> int:
                 child_env = {**child_env, **api_env} if name == "api" else child_env
                 children.start(name, command, env=child_env, stdout=log_file, stderr=subprocess.STDOUT)
         store = redact_url(settings.store)
+        # the commands to try, as typed in another terminal: they find the demo's state only if told where
+        typed = "tower" if data_dir == Path("var") else f"TOWER_DATA_DIR={data_dir} tower"
+        flag = f" --store {store}" if args.store else ""
         print(
             f"Control Tower demo running: {local.name} on {local.url} (accounts only), store {store}\n"
             f"  dashboard:   {dashboard_url}   (user demo, password: cat {password_file})\n"
             f"  api:         http://127.0.0.1:{api_port}/docs   (token for this run: {api_token})\n"
             f"  logs:        {logs}/\n"
-            f"  devices:     tower devices --store {store}\n"
-            f"  add one:     tower devices add ID --kind shipment "
+            f"  devices:     {typed} devices{flag}\n"
+            f"  add one:     {typed} devices add ID --kind shipment "
             f"--broker mqtt://admin:$(cat {local.data_dir}/admin-password)@127.0.0.1:{local.port}\n"
-            "  shipments:   tower shipments list   (the simulator's TMS publishes their plans over MQTT)\n"
-            f"  readings:    tower query readings --store {store} --device trk-rtm-ams-01 --every 5m\n"
-            f"  rejects:     tower query dead-letters --store {store}\n"
-            "  alerts:      tower alerts list   (then: tower alerts show ID, tower alerts ack ID --by NAME)\n"
+            f"  shipments:   {typed} shipments list   (the simulator's TMS publishes their plans over MQTT)\n"
+            f"  readings:    {typed} query readings{flag} --device trk-rtm-ams-01 --every 5m\n"
+            f"  rejects:     {typed} query dead-letters{flag}\n"
+            f"  alerts:      {typed} alerts list   (then: tower alerts show ID, tower alerts ack ID --by NAME)\n"
             "Ctrl-C stops everything.",
             file=sys.stderr,
         )

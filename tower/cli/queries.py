@@ -11,7 +11,7 @@ from tower.config import load_settings
 from tower.contract import DeviceStatus
 from tower.domain import is_offline
 from tower.store import open_store
-from tower.timeutil import now_ms, parse_duration_ms, parse_moment_ms
+from tower.timeutil import parse_duration_ms, parse_moment_ms
 
 
 def readings(args: argparse.Namespace) -> int:
@@ -46,14 +46,15 @@ def dead_letters(args: argparse.Namespace) -> int:
 
 def devices(args: argparse.Namespace) -> int:
     settings = load_settings(store=args.store)
-    known = open_store(settings.store, settings, must_exist=True).devices()
+    store = open_store(settings.store, settings, must_exist=True)
+    known, as_of = store.devices(), store.as_of_ms()  # judged at the data's "now", as the dashboard does
     frame = pd.DataFrame(
         {
             "device_id": [d.device_id for d in known],
             "kind": [d.kind.value for d in known],
             "last_seen": pd.to_datetime([d.last_seen_ms for d in known], unit="ms", utc=True),
             # the tower's judgement (silent too long, or said goodbye), and what the device last said of itself
-            "offline": [is_offline(d.last_seen_ms, now_ms(), d.status == DeviceStatus.OFFLINE) for d in known],
+            "offline": [is_offline(d.last_seen_ms, as_of, d.status == DeviceStatus.OFFLINE) for d in known],
             "reported_status": [d.status.value if d.status else None for d in known],
         }
     )
