@@ -142,7 +142,7 @@ def test_csv_import_is_all_or_nothing_and_names_every_bad_line(tmp_path, network
     assert tower(env, "shipments", "list", "--format", "json").stdout.strip() == "[]"  # nothing half-imported
     assert tower(env, "shipments", "import", str(good)).returncode == 0
     shown = tower(env, "shipments", "show", "S-10")
-    assert "booking" in shown.stdout and "B-77" in shown.stdout and "L7" in shown.stdout
+    assert "ref:booking: B-77" in shown.stdout and "L7" in shown.stdout  # a reference as it was given
 
 
 # -- MQTT: plans and status events, dead letters ---------------------------------------------------

@@ -49,8 +49,8 @@ def live() -> None:
     colour = "#{:02x}{:02x}{:02x}".format(*STATUS_COLOURS[row["status"]])
     st.markdown(f"### {chosen} · <span style='color:{colour}'>{row['status']}</span>", unsafe_allow_html=True)
     references = " · ".join(f"{k} {v}" for k, v in plan.shipment.references.items())
-    st.caption(f"{plan.origin.id} → {plan.destination.id} ({row['customer']}) · order {row['order'] or '–'} · lane "
-               f"{plan.lane} · {plan.cargo}" + (f" · {references}" if references else ""))  # fmt: skip
+    st.caption(f"{plan.origin.label} → {plan.destination.label} · {row['customer']} · order {row['order'] or '–'}"
+               f" · lane {plan.lane} · {plan.cargo}" + (f" · {references}" if references else ""))  # fmt: skip
     arrived = pd.notna(row["arrival_ms"])
     tiles = st.columns(4)
     ui.tile(tiles[0], "Promised", ui.when(plan.promised_ms), "promised")

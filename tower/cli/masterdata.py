@@ -132,7 +132,10 @@ def show_shipment(args: argparse.Namespace) -> int:
                           "standing": standing}))  # fmt: skip
         return 0
     for key, value in shipment.model_dump(mode="json").items():
-        if value not in (None, "", {}, []):
+        if isinstance(value, dict):  # references: one line each, as they were given ("ref:po" in a CSV)
+            for name, reference in value.items():
+                print(f"{'ref:' + name:>12}: {reference}")
+        elif value not in (None, "", []):
             print(f"{key:>12}: {value}")
     if problem:
         print(f"{'problem':>12}: {problem}; the tower cannot track it until the network has it")
