@@ -275,7 +275,7 @@ class AlertBook:
     def silence(self, matcher: dict[str, str], starts_ms: int, ends_ms: int, by: str, note: str) -> int:
         unknown = set(matcher) - set(SILENCE_KEYS)
         if unknown or not matcher:
-            raise ValueError(f"silence matchers are {', '.join(SILENCE_KEYS)} (e.g. site=dc-venlo), not {unknown}")
+            raise ValueError(f"silence matchers are {', '.join(SILENCE_KEYS)} (e.g. site=SITE_ID), not {unknown}")
         if ends_ms <= starts_ms:
             raise ValueError("a silence must end after it starts")
         cursor = self.db.execute(

@@ -276,7 +276,7 @@ def _alert_commands(sub: argparse._SubParsersAction) -> None:
         command.set_defaults(run="alerting:act_on_alert")
     silence = alerts_sub.add_parser("silence", help="hold notifications for matching alerts (maintenance window)")
     silence.add_argument("--match", action="append", required=True, metavar="KEY=PATTERN",
-                         help="rule, entity, device, site, kind or severity: site=dc-venlo (repeatable)")  # fmt: skip
+                         help="rule, entity, device, site, kind or severity: site=SITE_ID (repeatable)")  # fmt: skip
     silence.add_argument("--starts", help="start: RFC 3339, epoch seconds (default: now)")
     silence.add_argument("--for", dest="duration", required=True, help="how long, e.g. 2h")
     silence.add_argument("--by", required=True, help="who sets it")

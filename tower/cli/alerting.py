@@ -74,7 +74,7 @@ def silence(args: argparse.Namespace) -> int:
     for item in args.match:
         key, sep, pattern = item.partition("=")
         if not sep or not pattern:
-            raise ValueError(f"--match '{item}' is not KEY=PATTERN, e.g. --match site=dc-venlo")
+            raise ValueError(f"--match '{item}' is not KEY=PATTERN, e.g. --match site=SITE_ID")
         matcher[key] = pattern
     starts = parse_moment_ms(args.starts) if args.starts else now_ms()
     ends = starts + parse_duration_ms(args.duration)
