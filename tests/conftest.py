@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import itertools
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -35,6 +36,18 @@ def wait_until(predicate: Callable[[], object], timeout_s: float = 15.0, what: s
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def run_collector_until_it_warns(settings: Settings, store: Store, caplog: pytest.LogCaptureFixture, text: str,
+                                 what: str) -> None:  # fmt: skip
+    """Run an in-process collector until its log (WARNING and up) says `text`, then stop it."""
+    collector = Collector(settings, store)
+    with caplog.at_level(logging.WARNING, logger="tower.ingest"):
+        collector.start()
+        try:
+            wait_until(lambda: text in caplog.text, what=what)
+        finally:
+            collector.stop()
 
 
 def descendants(pid: int | None = None) -> dict[int, str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import getpass
 import itertools
 import json
-import logging
 import os
 import re
 import subprocess
@@ -23,7 +22,7 @@ import pytest
 from alerts.book import AlertBook
 from ingest.collector import Collector
 from ingest.decode import Decoder
-from tests.conftest import REPO, stop_process, tower_process, wait_until
+from tests.conftest import REPO, run_collector_until_it_warns, stop_process, tower_process, wait_until
 from tower.access import account_kind
 from tower.accounts import account_admin
 from tower.broker import LocalBroker, dynamic_security_plugin, free_port, mosquitto_tool
@@ -160,14 +159,10 @@ def test_a_service_on_plain_text_at_the_tls_port_says_so(deployed, tmp_path, cap
     settings = load_settings(broker=url, store=f"sqlite:///{tmp_path}/t.db", data_dir=tmp_path / "var",
                              ingest_client_id=f"test-ingest-plain-{os.getpid()}")  # fmt: skip
     store = open_store(settings.store, settings)
-    collector = Collector(settings, store)
-    with caplog.at_level(logging.WARNING, logger="tower.ingest"):
-        collector.start()
-        try:
-            wait_until(lambda: "without an MQTT answer" in caplog.text, what="the collector's warning")
-        finally:
-            collector.stop()
-            store.close()
+    try:
+        run_collector_until_it_warns(settings, store, caplog, "without an MQTT answer", "the collector's warning")
+    finally:
+        store.close()
     said = (f"mqtt://tower-ingest@127.0.0.1:{deployed.port} closed the connection without an MQTT answer; is it a "
             "TLS port? check the scheme (mqtts:// for TLS, mqtt:// for plain text)")  # fmt: skip
     assert said in caplog.text

@@ -18,8 +18,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from alerts.book import AlertBook
-from ingest.collector import Collector
-from tests.conftest import REPO, service_env, stop_process, stored_seqs, tower_process, wait_until
+from tests.conftest import (
+    REPO,
+    run_collector_until_it_warns,
+    service_env,
+    stop_process,
+    stored_seqs,
+    tower_process,
+    wait_until,
+)
 from tower.access import account_kind
 from tower.accounts import account_admin
 from tower.broker import LocalBroker, mosquitto_tool
@@ -186,13 +193,7 @@ def test_mqtts_at_a_plain_text_port_says_the_tls_handshake_failed(broker, settin
                                                  r" MQTT port\? check the scheme \(mqtts:// for TLS"):  # fmt: skip
         connect(client, address, properties, persistent=False)
     # The service's retries say the same (paho hands on_connect_fail no error: tower.mqtt reads the one being handled).
-    collector = Collector(tls_at_plain, store)
-    with caplog.at_level(logging.WARNING, logger="tower.ingest"):
-        collector.start()
-        try:
-            wait_until(lambda: "the TLS handshake with" in caplog.text, what="the collector's TLS warning")
-        finally:
-            collector.stop()
+    run_collector_until_it_warns(tls_at_plain, store, caplog, "the TLS handshake with", "the collector's TLS warning")
     assert "retrying" in caplog.text and "unreachable" not in caplog.text
 
 
