@@ -17,6 +17,7 @@ from alerts.book import AlertBook
 from alerts.rules import load_rules
 from benchmarks.browser import finished, heading
 from dashboards import data
+from dashboards.maps import POINTS, TRACKER
 from dashboards.users import add_user
 from simulators.backfill import decoded
 from simulators.engine import Simulation
@@ -90,8 +91,8 @@ def test_every_page_shows_what_it_can(var, name):
     assert not [e.value for e in app.error], [e.value for e in app.error]
     if name in ("overview", "map"):
         deck = json.loads(app.get("deck_gl_json_chart")[0].proto.json)
-        unplanned = next(layer for layer in deck["layers"] if layer["id"] == "unplanned")
-        assert len(unplanned["data"]) > 10
+        dots = next(layer for layer in deck["layers"] if layer["id"] == POINTS)["data"]
+        assert len([dot for dot in dots if dot["kind"] == TRACKER]) > 10  # trackers with no plan
 
 
 def test_headless_chromium_shows_kpis_and_a_map_of_the_devices_and_no_error(var, tmp_path):

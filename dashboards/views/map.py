@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import data, ui
-from dashboards.maps import SHIPMENTS, SITES, legend
+from dashboards.maps import POINTS, SHIPMENT, SITE, legend
 from dashboards.shipments import STATUS_COLOURS
 from tower.domain import ON_THE_ROAD
 
@@ -25,9 +25,10 @@ chosen = {
 }  # fmt: skip
 
 
-def _selected(layer: str) -> dict | None:
-    picked = st.session_state.get("map", {}).get("selection", {}).get("objects", {}).get(layer, [])
-    return picked[0] if picked else None
+def _selected(kind: str) -> str | None:
+    """The id of the shipment or site selected on the map, if one of that kind is."""
+    picked = st.session_state.get("map", {}).get("selection", {}).get("objects", {}).get(POINTS, [])
+    return picked[0].get("id") if picked and picked[0].get("kind") == kind else None
 
 
 def shipment_panel(shipment_id: str) -> None:
@@ -60,22 +61,22 @@ def live() -> None:
     for column, values in chosen.items():
         if values:
             shown = shown[shown[column].isin(values)]
-    picked = _selected(SHIPMENTS)
+    picked = _selected(SHIPMENT)
     trails = list(shown["shipment"]) if len(shown) <= data.MAX_TRAILS else []
-    if picked and picked["shipment"] not in trails:
-        trails.append(picked["shipment"])
+    if picked and picked not in trails:
+        trails.append(picked)
     counts = shown["status"].value_counts().to_dict()
     st.caption(f"{len(shown)} shipments shown: {legend(counts)}", unsafe_allow_html=True)
     st.pydeck_chart(data.network_map(src, shown, trails, ui.when, HEIGHT), height=HEIGHT, on_select="rerun",
                     selection_mode="single-object", key="map")  # fmt: skip
-    site = _selected(SITES)
+    site = _selected(SITE)
     if picked:
-        shipment_panel(picked["shipment"])
+        shipment_panel(picked)
     elif site:
-        st.subheader(f"Site {site['site']}")
-        ui.table(data.site_sensors(src, site["site"]), "site_sensors")
+        st.subheader(f"Site {site}")
+        ui.table(data.site_sensors(src, site), "site_sensors")
         st.page_link("views/warehouses.py", label="Open the site", icon=":material/warehouse:",
-                     query_params={"site": site["site"]})  # fmt: skip
+                     query_params={"site": site})  # fmt: skip
     else:
         st.caption("Select a shipment or a site on the map for its details.")
 

@@ -10,7 +10,7 @@ import pydeck as pdk
 import streamlit as st
 
 from dashboards import charts, data, ui
-from dashboards.maps import fit, legs, route_points
+from dashboards.maps import NEUTRAL, fit, legs, lines_layer, points_layer, route_points
 from dashboards.shipments import STATUS_COLOURS
 
 REPLAY_HEIGHT = 380
@@ -104,16 +104,11 @@ def replay(detail: data.ShipmentDetail) -> None:
     path = [[round(lon, 5), round(lat, 5)] for lat, lon in zip(upto["lat"], upto["lon"], strict=True)]
     here = upto.iloc[-1]
     planned = route_points(detail.plan.route)
-    layers = [
-        pdk.Layer("LineLayer", id="planned", data=legs(planned), get_source_position="from",
-                  get_target_position="to", get_color=[128, 128, 128, 140], width_min_pixels=2),
-        pdk.Layer("LineLayer", id="travelled", data=legs(path), get_source_position="from",
-                  get_target_position="to", get_color=[*STATUS_COLOURS[detail.row["status"]], 230],
-                  width_min_pixels=4),
-        pdk.Layer("ScatterplotLayer", id="here", data=[{"position": [float(here["lon"]), float(here["lat"])]}],
-                  get_position="position", get_fill_color=[*STATUS_COLOURS[detail.row["status"]], 255],
-                  get_line_color=[255, 255, 255], stroked=True, line_width_min_pixels=2, get_radius=7,
-                  radius_units="'pixels'"),  # quoted: pydeck takes a bare string for an accessor expression
+    colour = list(STATUS_COLOURS[detail.row["status"]])
+    layers = [  # two layers: each more costs a browser without a GPU ~0.2 s (dashboards/maps.py)
+        lines_layer(legs(planned, [*NEUTRAL, 140], 2) + legs(path, [*colour, 230], 4)),
+        points_layer([{"position": [float(here["lon"]), float(here["lat"])], "fill": [*colour, 255],
+                       "line": [255, 255, 255, 255], "radius": 7, "width": 2}], pickable=False),
     ]  # fmt: skip
     view = fit([tuple(point) for point in planned], REPLAY_HEIGHT)
     st.pydeck_chart(pdk.Deck(layers=layers, initial_view_state=view, map_style=None), height=REPLAY_HEIGHT,

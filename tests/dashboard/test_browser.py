@@ -23,7 +23,7 @@ from alerts.rules import load_rules
 from dashboards.maps import FIT_WIDTH_PX
 from tests.browser import SCREENSHOTS, chromium, dashboard, found, open_signed_in
 from tests.dashboard.conftest import PAGES, PASSWORD, page
-from tests.dashboard.test_pages import _decks, _layer, _projected, in_view
+from tests.dashboard.test_pages import _decks, _points, _projected, in_view
 from tower.contract import DeviceKind
 from tower.domain import Severity
 
@@ -88,9 +88,9 @@ def test_the_map_fits_every_shipment_on_the_road_and_its_tooltip_is_plain_text(s
     canvas = found(browser, '[data-testid="stDeckGlJsonChart"] canvas')[0]
     width, height = canvas.size["width"], canvas.size["height"]
     deck = _decks(page("map", role="viewer"))[0]  # what this browser got: the same store and zone (UTC)
-    shipments = _layer(deck, "shipments")["data"]
+    shipments = _points(deck, "shipment")
     assert width >= FIT_WIDTH_PX and len(shipments) == 6 and all(in_view(deck, width, height)), (width, height)
-    at_risk = next(row for row in shipments if row["shipment"] == "SHP-ANT-LIE-02")
+    at_risk = next(row for row in shipments if row["id"] == "SHP-ANT-LIE-02")
     x, y = _projected(deck["initialViewState"], *at_risk["position"], width, height)
     for dx, dy in ((0, 0), (2, 0), (0, 2), (-2, 0), (0, -2)):  # on the dot, give or take a pixel of rounding
         ActionChains(browser).move_to_element_with_offset(canvas, int(x - width / 2) + dx,

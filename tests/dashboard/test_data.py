@@ -14,6 +14,7 @@ import pytest
 from alerts.book import AlertBook
 from alerts.shipment_view import RuleRoles
 from dashboards import data, kpis
+from dashboards.maps import POINTS, SHIPMENT
 from simulators.tms import PLAN_LEAD_MS
 from tests.conftest import REPO
 from tests.dashboard.conftest import page
@@ -128,8 +129,8 @@ def test_overview_map_alerts_and_the_cli_count_the_same(var):
     overview = {metric.label: metric.value for metric in page("overview").metric}
     mapped = page("map")  # on the road, by default
     map_deck = json.loads(mapped.get("deck_gl_json_chart")[0].proto.json)
-    on_map = [row["shipment"] for row in next(layer for layer in map_deck["layers"] if layer["id"] == "shipments")[
-        "data"]]  # fmt: skip
+    on_map = [row["id"] for row in next(layer for layer in map_deck["layers"] if layer["id"] == POINTS)["data"]
+              if row["kind"] == SHIPMENT]  # fmt: skip
     queue = {metric.label: metric.value for metric in page("alerts").metric}
     cli_alerts = [row for row in _tower(var, "alerts", "list") if row["status"] in ACTIVE_STATUSES]
     cli_shipments = {row["id"]: row["progress"] for row in _tower(var, "shipments", "list")}

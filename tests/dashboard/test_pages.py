@@ -11,7 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboards import data
-from dashboards.maps import FIT_WIDTH_PX
+from dashboards.maps import FIT_WIDTH_PX, LINES, NEUTRAL, POINTS
+from dashboards.shipments import STATUS_COLOURS
 from tests.dashboard.conftest import PAGES, page
 
 
@@ -23,6 +24,11 @@ def _decks(app: AppTest) -> list[dict]:
 
 def _layer(deck: dict, layer_id: str) -> dict:
     return next(layer for layer in deck["layers"] if layer["id"] == layer_id)
+
+
+def _points(deck: dict, kind: str) -> list[dict]:
+    """The dots of one kind (shipment, site, tracker) the deck draws."""
+    return [row for row in _layer(deck, POINTS)["data"] if row["kind"] == kind]
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -39,9 +45,10 @@ def test_overview_shows_the_kpis_and_the_map(var):
     assert labels[:4] == ["In transit", "On-time rate", "Predicted late", "Cold-chain compliance"]
     assert {"Active critical", "Mean time to acknowledge", "Devices offline", "Ingest lag"} <= set(labels)
     deck = _decks(app)[0]
-    assert len(_layer(deck, "shipments")["data"]) == 6
+    assert len(_points(deck, "shipment")) == 6
     # lighter than the Map page's: shipments and sites, no routes or geofences (said in the legend)
-    assert {layer["id"] for layer in deck["layers"] if layer.get("data")} == {"shipments", "sites"}
+    assert {row["kind"] for row in _layer(deck, POINTS)["data"]} == {"shipment", "site"}
+    assert not _layer(deck, LINES)["data"]
     assert any("routes and geofences: on the Map page" in caption.value for caption in app.caption)
 
 
@@ -61,13 +68,14 @@ def in_view(deck: dict, width: float, height: float) -> list[bool]:
     """For each shipment of the deck, whether it is drawn inside a map of that size."""
     view = deck["initialViewState"]
     return [0 <= x <= width and 0 <= y <= height for x, y in (
-        _projected(view, *row["position"], width, height) for row in _layer(deck, "shipments")["data"])]  # fmt: skip
+        _projected(view, *row["position"], width, height) for row in _points(deck, "shipment"))]  # fmt: skip
 
 
 def test_decks_are_valid_fit_every_shipment_and_have_plain_text_tooltips(var):
     """The deck JSON the browser gets: no layer prop but an accessor is an expression (pydeck made
     radius_units="pixels" into "@@=pixels", which drew a block over the whole replay), plain-text
-    tooltips, and the view fitted so that every shipment shown is on the map."""
+    tooltips, the view fitted so that every shipment shown is on the map, and two layers at most (a
+    browser without a GPU pays for each layer on every visit)."""
     decks = {"overview": _decks(page("overview"))[0], "map": _decks(page("map"))[0],
              "replay": _decks(page("shipment", shipment="SHP-ANT-LIE-02"))[-1]}  # fmt: skip
     for name, deck in decks.items():
@@ -75,28 +83,32 @@ def test_decks_are_valid_fit_every_shipment_and_have_plain_text_tooltips(var):
             for prop, value in layer.items():
                 if isinstance(value, str) and value.startswith("@@=") and not prop.startswith("get"):
                     raise AssertionError(f"{name} layer {layer['id']}: {prop} = {value!r} is not a valid value")
-    assert _layer(decks["replay"], "here")["radiusUnits"] == "pixels"
-    assert len(_layer(decks["replay"], "travelled")["data"]) > 10  # legs of the travelled line
+    assert all(len(deck["layers"]) <= 2 for deck in decks.values())
+    assert _layer(decks["replay"], POINTS)["radiusUnits"] == "pixels"
+    assert len([leg for leg in _layer(decks["replay"], LINES)["data"] if leg["width"] == 4]) > 10  # travelled legs
     for name in ("overview", "map"):
         assert decks[name]["tooltip"] == {"text": "{tip}"}, name
-        tips = [row["tip"] for row in _layer(decks[name], "shipments")["data"] + _layer(decks[name], "sites")["data"]]
+        tips = [row["tip"] for row in _layer(decks[name], POINTS)["data"]]
         assert tips and not [tip for tip in tips if "<" in tip or ">" in tip], tips
         assert all(in_view(decks[name], FIT_WIDTH_PX, 420)), name  # the narrowest map the fit allows for
-    assert "SHP-ANT-LIE-02 · at risk" in " ".join(row["tip"] for row in _layer(decks["map"], "shipments")["data"])
+    assert "SHP-ANT-LIE-02 · at risk" in " ".join(row["tip"] for row in _points(decks["map"], "shipment"))
 
 
 def test_map_filters_and_colours_that_mean_only_status(var):
     app = page("map")
     app.multiselect(key="f_status").set_value(["at risk"]).run()
-    layers = {layer["id"]: layer for layer in _decks(app)[0]["layers"]}
-    assert layers["routes"]["data"] and layers["geofences"]["data"]
-    assert [s["shipment"] for s in layers["shipments"]["data"]] == ["SHP-ANT-LIE-02"]
-    assert {t["shipment"] for t in layers["trails"]["data"]} == {"SHP-ANT-LIE-02"}  # few shown: trails drawn
-    assert len(layers["trails"]["data"]) > 5  # the trail's legs
-    at_risk = layers["shipments"]["data"][0]["colour"][:3]
-    assert layers["trails"]["data"][0]["colour"][:3] == at_risk  # a trail has its shipment's status colour
-    assert len(layers["sites"]["data"]) == len(data.master(data.source()).data.network.sites)
-    assert "colour" not in layers["sites"]["data"][0]  # sites: one neutral ring for all
+    deck = _decks(app)[0]
+    lines = _layer(deck, LINES)["data"]
+    trails = [leg for leg in lines if "shipment" in leg]
+    neutral = [leg for leg in lines if "shipment" not in leg]  # planned routes and geofence outlines
+    assert neutral and {tuple(leg["colour"][:3]) for leg in neutral} == {NEUTRAL}
+    assert [s["id"] for s in _points(deck, "shipment")] == ["SHP-ANT-LIE-02"]
+    assert {t["shipment"] for t in trails} == {"SHP-ANT-LIE-02"} and len(trails) > 5  # few shown: trails drawn
+    at_risk = _points(deck, "shipment")[0]["fill"][:3]
+    assert at_risk == list(STATUS_COLOURS["at risk"]) and trails[0]["colour"][:3] == at_risk  # status colour
+    sites = _points(deck, "site")
+    assert len(sites) == len(data.master(data.source()).data.network.sites)
+    assert len({(tuple(s["fill"]), tuple(s["line"])) for s in sites}) == 1  # sites: one neutral ring for all
     assert any("at risk (1)" in caption.value for caption in app.caption)  # the legend counts what is shown
 
 
@@ -107,15 +119,15 @@ def _select(app: AppTest, layer: str, picked: dict) -> AppTest:
 
 
 def test_selecting_a_shipment_shows_its_eta_the_reason_and_a_link(var):
-    app = _select(page("map"), "shipments", {"shipment": "SHP-ANT-LIE-02"})
+    app = _select(page("map"), POINTS, {"kind": "shipment", "id": "SHP-ANT-LIE-02"})
     assert [s.value for s in app.subheader] == ["Shipment SHP-ANT-LIE-02 · at risk"]
     shown = " ".join(m.value for m in app.markdown)
     assert "min late" in shown and "delivery-at-risk" in shown  # ETA vs promised, and why
     link = app.get("page_link")[0].proto
     assert (link.page, link.query_string) == ("shipment", "shipment=SHP-ANT-LIE-02")
-    trails = _layer(_decks(app)[0], "trails")["data"]
-    assert "SHP-ANT-LIE-02" in [t["shipment"] for t in trails]
-    app = _select(page("map"), "sites", {"site": "dc-rotterdam"})
+    trails = _layer(_decks(app)[0], LINES)["data"]
+    assert "SHP-ANT-LIE-02" in [t.get("shipment") for t in trails]
+    app = _select(page("map"), POINTS, {"kind": "site", "id": "dc-rotterdam"})
     assert [s.value for s in app.subheader] == ["Site dc-rotterdam"]
     assert "wh-rtm-chilled" in app.dataframe[0].value["sensor"].tolist()
 
