@@ -208,10 +208,10 @@ def trail(src: Source, tracker: str, since_ms: int, until_ms: int) -> list[list[
 
 
 def network_map(src: Source, shown: pd.DataFrame, trails_for: list[str], when: Callable[[float | None], str],
-                height_px: int, lanes: bool = True) -> pdk.Deck:  # fmt: skip
+                height_px: int, detail: bool = True) -> pdk.Deck:  # fmt: skip
     """The map of the shown shipments, with the travelled trails of `trails_for` (shipment ids), fitted
-    to a map of that height; `when` formats times for the tooltips; `lanes`: planned routes and
-    geofences drawn (maps.deck)."""
+    to a map of that height; `when` formats times for the tooltips; `detail`: their planned routes
+    and their sites' geofences drawn (maps.deck)."""
     m = master(src)
     now = as_of(src)
     paths = {}
@@ -221,7 +221,7 @@ def network_map(src: Source, shown: pd.DataFrame, trails_for: list[str], when: C
     machines = equipment_health(src)
     site_health = machines.groupby("site").agg(machines=("equipment", "size"), health=("health", "min")).reset_index()
     return maps.deck(shown, m.routes, m.data.network.sites, site_health, paths, unplanned_trackers(src), when,
-                     height_px, lanes)  # fmt: skip
+                     height_px, detail)  # fmt: skip
 
 
 # -- one shipment ----------------------------------------------------------------------------------

@@ -1,8 +1,13 @@
-"""The network map as a pydeck Deck: planned routes, travelled trails, sites with their geofences,
-shipments coloured by status. Pure: frames in, a Deck out.
+"""The network map as a pydeck Deck: shipments coloured by status, sites, and for a few shipments
+their planned routes, travelled trails and their sites' geofences. Pure: frames in, a Deck out.
+
+One layer of dots draws it all (a route, a trail, a geofence as a dotted line): a browser without a
+GPU (WebGL in software, SwiftShader) pays ~0.2-0.3 s for each deck.gl layer it draws, on every page
+visit, whatever the layer's kind or size (benchmarks/README.md); a second layer for lines would
+double what the map costs there. Each dot's row says what it is (`kind`), for tooltips and selections.
 
 Colours mean only status: a shipment's dot (and its trail) has its status colour; sites are
-neutral rings, geofences and routes neutral grey, trackers with no plan dark grey. The view is
+neutral rings, geofences and routes neutral grey dots, trackers with no plan dark grey. The view is
 fitted to what is shown (the shipments with their origins and destinations), so no shipment on the
 road is off-screen. Tooltips are plain text. The basemap is left to Streamlit (`map_style=None`):
 Carto's light or dark style, following the theme, with no token. What the browser receives is kept
@@ -12,35 +17,46 @@ layers draw, coordinates rounded to ~1 m, trails only for the shipments asked.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 
 import pandas as pd
 import pydeck as pdk
+from pydeck.bindings.json_tools import default_serialize
 
 from dashboards.shipments import STATUS_COLOURS, UNPLANNED_COLOUR
 from tower.geo import Route, offset
 from tower.masterdata.model import Site
 
-POINTS, LINES = "points", "lines"  # the two layers' ids; a point's "kind" says what it is (selections)
-SHIPMENT, SITE, TRACKER = "shipment", "site", "tracker"
+POINTS = "points"  # the map's one layer
+SHIPMENT, SITE, TRACKER, ROUTE, TRAIL, FENCE = "shipment", "site", "tracker", "route", "trail", "geofence"  # kinds
 SITE_COLOUR = (70, 80, 100)  # neutral: a site's ring says where, never how it is doing
 NEUTRAL = (128, 128, 128)  # planned routes and geofences
+NO_LINE = [0, 0, 0, 0]
 FIT_WIDTH_PX, FIT_PADDING = 700, 0.8  # fit for a map at least this wide, the data within this share of it
 MAX_FIT_ZOOM = 12.0
-RING_SIDES = 32  # a circular geofence is drawn as this many straight sides
+ROUTE_DOTS, TRAIL_DOTS, FENCE_DOTS = 80, 80, 24  # at most this many dots draw one route, trail, geofence
 
 
-def legend(counts: dict[str, int] | None = None, lanes: bool = True) -> str:
+class Deck(pdk.Deck):
+    """pydeck's Deck, its JSON sent without pydeck's indentation (two spaces and a line per number:
+    twice the bytes for the browser to parse, with JSON5, on every refresh)."""
+
+    def to_json(self) -> str:
+        return json.dumps(self, default=default_serialize, separators=(",", ":"))
+
+
+def legend(counts: dict[str, int] | None = None, detail: bool = True) -> str:
     """The status colours as a line of HTML (with counts, if given) and the neutral shapes, for a
-    caption; `lanes`: the map draws planned routes and trails (deck's `lanes`)."""
+    caption; `detail`: the map draws routes, trails and geofences (deck's `detail`)."""
     statuses = " ".join(f"<span style='color:rgb{colour}'>●</span> {status}"
                         + (f" ({counts.get(status, 0)})" if counts is not None else "")
                         for status, colour in STATUS_COLOURS.items())  # fmt: skip
     return (f"{statuses} · <span style='color:rgb{SITE_COLOUR}'>◯</span> site · "
             f"<span style='color:rgb{UNPLANNED_COLOUR}'>●</span> tracker with no plan"
-            + (" · grey lines: planned routes and geofences; trails in their shipment's colour" if lanes else
-               " · routes and geofences: on the Map page"))  # fmt: skip
+            + (" · grey dots: planned routes and geofences; trails in their shipment's colour" if detail else
+               " · routes, trails and geofences: on the Map page, for a few shipments"))  # fmt: skip
 
 
 def fit(points: list[tuple[float, float]], height_px: int, width_px: int = FIT_WIDTH_PX) -> pdk.ViewState:
@@ -63,43 +79,42 @@ def fit(points: list[tuple[float, float]], height_px: int, width_px: int = FIT_W
     return pdk.ViewState(longitude=(west + east) / 2, latitude=centre_lat, zoom=round(zoom, 2))  # fmt: skip
 
 
-def legs(points: list[list[float]], colour: list[int], width_px: float, **more: object) -> list[dict]:
-    """A line through [lon, lat] points as its straight legs, rows of the lines layer (`more`: fields
-    every leg carries, e.g. its shipment)."""
-    return [{"from": a, "to": b, "colour": colour, "width": width_px, **more}
-            for a, b in zip(points, points[1:], strict=False)]  # fmt: skip
+def dot(kind: str, id_: str, position: list[float], fill: list[int], radius_px: float, tip: str,
+        line: list[int] = NO_LINE, line_px: float = 0) -> dict:  # fmt: skip
+    """One row of the map's layer."""
+    return {"kind": kind, "id": id_, "position": position, "fill": fill, "line": line, "radius": radius_px,
+            "width": line_px, "tip": tip}  # fmt: skip
 
 
-def outline(site: Site) -> list[list[float]]:
-    """A site's geofence as a closed line of [lon, lat] points (a circle as RING_SIDES sides)."""
+def route_dots(route: Route, count: int = ROUTE_DOTS) -> list[list[float]]:
+    """[lon, lat] points evenly spaced along a route, its ends included: a dotted line."""
+    spots = [route.position(route.length_m * n / (count - 1))[0] for n in range(count)]
+    return [[round(lon, 5), round(lat, 5)] for lat, lon in spots]
+
+
+def thinned(path: list[list[float]], count: int = TRAIL_DOTS) -> list[list[float]]:
+    """At most `count` of a path's points, evenly picked, its newest kept."""
+    step = max(1, math.ceil(len(path) / count))
+    return path[::-1][::step][::-1]
+
+
+def fence_dots(site: Site) -> list[list[float]]:
+    """A site's geofence as a dotted outline: [lon, lat] points around its circle or along its polygon."""
     if site.geofence.polygon:
-        ring = [[lon, lat] for lat, lon in site.geofence.polygon]
-    else:
-        radius = site.geofence.radius_m or 0
-        ring = []
-        for side in range(RING_SIDES):
-            angle = 2 * math.pi * side / RING_SIDES
-            lat, lon = offset((site.lat, site.lon), radius * math.cos(angle), radius * math.sin(angle))
-            ring.append([round(lon, 6), round(lat, 6)])
-    return [*ring, ring[0]]
+        ring = [*site.geofence.polygon, site.geofence.polygon[0]]
+        return route_dots(Route(tuple(ring)), FENCE_DOTS)
+    radius = site.geofence.radius_m or 0
+    spots = [offset((site.lat, site.lon), radius * math.cos(angle), radius * math.sin(angle))
+             for angle in (2 * math.pi * n / FENCE_DOTS for n in range(FENCE_DOTS))]  # fmt: skip
+    return [[round(lon, 6), round(lat, 6)] for lat, lon in spots]
 
 
-def lines_layer(rows: list[dict]) -> pdk.Layer:
-    """Every line of a map in one layer (routes, trails, geofences): rows from `legs`."""
-    return pdk.Layer("LineLayer", id=LINES, data=rows, get_source_position="from", get_target_position="to",
-                     get_color="colour", get_width="width")  # fmt: skip
-
-
-def points_layer(rows: list[dict], pickable: bool = True) -> pdk.Layer:
-    """Every dot of a map in one layer: rows with position, fill, line (RGBA), radius and width (px)."""
+def layer(rows: list[dict], pickable: bool = True) -> pdk.Layer:
+    """The map's one layer: rows from `dot`."""
     return pdk.Layer("ScatterplotLayer", id=POINTS, data=rows, get_position="position", get_fill_color="fill",
                      get_line_color="line", get_radius="radius", get_line_width="width", stroked=True,
                      radius_units="'pixels'", line_width_units="'pixels'", pickable=pickable)  # fmt: skip
     # quoted: pydeck takes a bare string for an accessor expression ("@@=pixels" drew a block over the map)
-
-
-def route_points(route: Route) -> list[list[float]]:
-    return [[lon, lat] for lat, lon in route.points]
 
 
 def _rgb(colour: tuple[int, int, int], alpha: int) -> list[int]:
@@ -108,53 +123,48 @@ def _rgb(colour: tuple[int, int, int], alpha: int) -> list[int]:
 
 def deck(shipments: pd.DataFrame, routes: dict[str, Route], sites: tuple[Site, ...], site_health: pd.DataFrame,
          trails: dict[str, list[list[float]]], unplanned: pd.DataFrame, when: Callable[[float | None], str],
-         height_px: int, lanes: bool = True) -> pdk.Deck:  # fmt: skip
-    """`site_health`: site, machines, health (worst), said in the site's tooltip; `trails`: shipment id
-    -> [[lon, lat], ...]; `unplanned`: trackers with no shipment planned (device_id, lat, lon), drawn
-    at their newest position; `when`: formats a time for the tooltips; `lanes`: draw the planned
-    routes and the sites' geofences (the Overview's map leaves them to the Map page: at the whole
-    network's zoom a geofence is smaller than a pixel).
-
-    Two layers, whatever is shown: every line in one, every dot in the other (each row says what it
-    draws). A browser without a GPU (WebGL in software, SwiftShader) pays ~0.2-0.3 s per layer it
-    draws on every page visit, whatever the layer's kind or size (benchmarks/README.md)."""
+         height_px: int, detail: bool = True) -> Deck:  # fmt: skip
+    """`routes`: lane -> planned route; `site_health`: site, machines, health (worst), said in the
+    site's tooltip; `trails`: shipment id -> [[lon, lat], ...]; `unplanned`: trackers with no
+    shipment planned (device_id, lat, lon), drawn at their newest position; `when`: formats a time
+    for the tooltips; `detail`: draw the shown shipments' planned routes and their sites' geofences
+    (for a few shipments: at the whole network's zoom a geofence is smaller than a pixel, and
+    thousands of routes would hide the shipments). Drawn in this order, the later on top: routes,
+    geofences, trails, sites, trackers with no plan, shipments."""
     status_of = dict(zip(shipments["shipment"], shipments["status"], strict=True))
+    dots = []
+    if detail:
+        grey = _rgb(NEUTRAL, 150)
+        for lane in [lane for lane in dict.fromkeys(shipments["lane"]) if lane in routes]:
+            dots += [dot(ROUTE, lane, spot, grey, 1.5, f"planned route {lane}") for spot in route_dots(routes[lane])]
+        ends = set(shipments["origin"]) | set(shipments["destination"])
+        for site in sites:
+            if site.id in ends:
+                dots += [dot(FENCE, site.id, spot, grey, 1.5, f"geofence of {site.name}") for spot in fence_dots(site)]
+    for shipment_id, path in trails.items():
+        if shipment_id in status_of:
+            colour = _rgb(STATUS_COLOURS[status_of[shipment_id]], 170)
+            dots += [dot(TRAIL, shipment_id, spot, colour, 2.5, f"{shipment_id}: travelled") for spot in thinned(path)]
     health = site_health.set_index("site") if not site_health.empty else pd.DataFrame(columns=["machines", "health"])
-    points = []
     for site in sites:
         machines = int(health["machines"].get(site.id, 0))
         worst = health["health"].get(site.id) if machines else None
         equipment = f"\n{machines} machines, worst health {worst:.0f}" if machines and pd.notna(worst) else ""
-        points.append({"kind": SITE, "id": site.id, "position": [site.lon, site.lat], "fill": [255, 255, 255, 200],
-                       "line": _rgb(SITE_COLOUR, 255), "radius": 8, "width": 3,
-                       "tip": f"{site.name} ({site.type}){equipment}"})  # fmt: skip
+        dots.append(dot(SITE, site.id, [site.lon, site.lat], [255, 255, 255, 200], 8,
+                        f"{site.name} ({site.type}){equipment}", _rgb(SITE_COLOUR, 255), 3))  # fmt: skip
     for device, lat, lon in zip(unplanned["device_id"], unplanned["lat"], unplanned["lon"], strict=True):
-        points.append({"kind": TRACKER, "id": device, "position": [round(lon, 5), round(lat, 5)],
-                       "fill": _rgb(UNPLANNED_COLOUR, 200), "line": [0, 0, 0, 0], "radius": 5, "width": 0,
-                       "tip": f"{device}: no shipment planned"})  # fmt: skip
+        dots.append(dot(TRACKER, device, [round(lon, 5), round(lat, 5)], _rgb(UNPLANNED_COLOUR, 200), 5,
+                        f"{device}: no shipment planned"))  # fmt: skip
     white = [255, 255, 255, 230]
     for row in shipments.itertuples(index=False):
-        points.append({
-            "kind": SHIPMENT, "id": row.shipment, "position": [round(row.lon, 5), round(row.lat, 5)],
-            "fill": _rgb(STATUS_COLOURS[row.status], 230), "line": white, "radius": 6, "width": 1,
-            "tip": f"{row.shipment} · {row.status}\n{row.lane} · {row.cargo} · {row.customer}\n"
-                   f"promised {when(row.promised_ms)}\n"
-                   + (f"arrived {when(row.arrival_ms)}" if pd.notna(row.arrival_ms) else f"ETA {when(row.eta_ms)}")
-                   + (f"\n{row.open_alerts} open alert(s), worst {row.worst}" if row.open_alerts else ""),
-        })  # fmt: skip
-    lines = []
-    if lanes:
-        grey = [*NEUTRAL, 120]
-        for route in routes.values():
-            lines += legs(route_points(route), grey, 2)
-        for site in sites:
-            lines += legs(outline(site), [*NEUTRAL, 160], 1)
-    for shipment_id, path in trails.items():
-        if shipment_id in status_of:
-            lines += legs(path, _rgb(STATUS_COLOURS[status_of[shipment_id]], 170), 3, shipment=shipment_id)
-    in_view = [tuple(p["position"]) for p in points if p["kind"] != SITE]
+        tip = (f"{row.shipment} · {row.status}\n{row.lane} · {row.cargo} · {row.customer}\n"
+               f"promised {when(row.promised_ms)}\n"
+               + (f"arrived {when(row.arrival_ms)}" if pd.notna(row.arrival_ms) else f"ETA {when(row.eta_ms)}")
+               + (f"\n{row.open_alerts} open alert(s), worst {row.worst}" if row.open_alerts else ""))  # fmt: skip
+        dots.append(dot(SHIPMENT, row.shipment, [round(row.lon, 5), round(row.lat, 5)],
+                        _rgb(STATUS_COLOURS[row.status], 230), 6, tip, white, 1))  # fmt: skip
     where = {site.id: (site.lon, site.lat) for site in sites}
+    in_view = [tuple(d["position"]) for d in dots if d["kind"] in (SHIPMENT, TRACKER, TRAIL)]
     in_view += [where[s] for s in (*shipments["origin"], *shipments["destination"]) if s in where]
-    return pdk.Deck(layers=[lines_layer(lines), points_layer(points)],
-                    initial_view_state=fit(in_view or list(where.values()), height_px),
+    return Deck(layers=[layer(dots)], initial_view_state=fit(in_view or list(where.values()), height_px),
                     tooltip={"text": "{tip}"}, map_style=None)  # fmt: skip

@@ -1,6 +1,7 @@
-"""Map: every shipment coloured by status on its planned route, travelled trails, sites with their
-geofences, fitted to what is shown. Selecting a shipment shows its ETA against the promised time,
-why it has its status (its active alerts) and a link to its page; selecting a site, its sensors."""
+"""Map: every shipment coloured by status and the sites, fitted to what is shown; filtered to a few
+shipments, their planned routes, travelled trails and their sites' geofences too. Selecting a
+shipment shows its ETA against the promised time, why it has its status (its active alerts) and a
+link to its page; selecting a site, its sensors."""
 
 from __future__ import annotations
 
@@ -62,13 +63,15 @@ def live() -> None:
         if values:
             shown = shown[shown[column].isin(values)]
     picked = _selected(SHIPMENT)
-    trails = list(shown["shipment"]) if len(shown) <= data.MAX_TRAILS else []
+    detail = len(shown) <= data.MAX_TRAILS
+    trails = list(shown["shipment"]) if detail else []
     if picked and picked not in trails:
         trails.append(picked)
     counts = shown["status"].value_counts().to_dict()
-    st.caption(f"{len(shown)} shipments shown: {legend(counts)}", unsafe_allow_html=True)
-    st.pydeck_chart(data.network_map(src, shown, trails, ui.when, HEIGHT), height=HEIGHT, on_select="rerun",
-                    selection_mode="single-object", key="map")  # fmt: skip
+    more = "" if detail else f" · filter to at most {data.MAX_TRAILS} shipments for their routes, trails and geofences"
+    st.caption(f"{len(shown)} shipments shown: {legend(counts, detail)}{more}", unsafe_allow_html=True)
+    st.pydeck_chart(data.network_map(src, shown, trails, ui.when, HEIGHT, detail), height=HEIGHT,
+                    on_select="rerun", selection_mode="single-object", key="map")  # fmt: skip
     site = _selected(SITE)
     if picked:
         shipment_panel(picked)

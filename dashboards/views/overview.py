@@ -19,10 +19,9 @@ def live() -> None:
     ui.kpi_tiles(data.overview(src, ui.period_ms()))
     table = data.shipment_table(src)
     on_road = table[table["status"].isin(ON_THE_ROAD)]
-    st.caption(f"On the road: {legend(on_road['status'].value_counts().to_dict(), lanes=False)}",
+    st.caption(f"On the road: {legend(on_road['status'].value_counts().to_dict(), detail=False)}",
                unsafe_allow_html=True)  # fmt: skip
-    # shipments and sites only: a lighter map than the Map page's, drawn in time on a browser without a GPU
-    st.pydeck_chart(data.network_map(src, on_road, [], ui.when, HEIGHT, lanes=False), height=HEIGHT,
+    st.pydeck_chart(data.network_map(src, on_road, [], ui.when, HEIGHT, detail=False), height=HEIGHT,
                     key="overview_map")  # fmt: skip
     st.subheader("Needs attention")
     attention = on_road[on_road["status"] != "on time"].sort_values(["status", "promised_ms"])

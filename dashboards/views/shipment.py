@@ -6,11 +6,10 @@ trail replayed with a time slider. Opened with `/shipment?shipment=<id>`."""
 from __future__ import annotations
 
 import pandas as pd
-import pydeck as pdk
 import streamlit as st
 
 from dashboards import charts, data, ui
-from dashboards.maps import NEUTRAL, fit, legs, lines_layer, points_layer, route_points
+from dashboards.maps import NEUTRAL, ROUTE, SHIPMENT, TRAIL, Deck, dot, fit, layer, route_dots, thinned
 from dashboards.shipments import STATUS_COLOURS
 
 REPLAY_HEIGHT = 380
@@ -103,16 +102,15 @@ def replay(detail: data.ShipmentDetail) -> None:
     upto = track[track["ts_ms"] <= at]
     path = [[round(lon, 5), round(lat, 5)] for lat, lon in zip(upto["lat"], upto["lon"], strict=True)]
     here = upto.iloc[-1]
-    planned = route_points(detail.plan.route)
     colour = list(STATUS_COLOURS[detail.row["status"]])
-    layers = [  # two layers: each more costs a browser without a GPU ~0.2 s (dashboards/maps.py)
-        lines_layer(legs(planned, [*NEUTRAL, 140], 2) + legs(path, [*colour, 230], 4)),
-        points_layer([{"position": [float(here["lon"]), float(here["lat"])], "fill": [*colour, 255],
-                       "line": [255, 255, 255, 255], "radius": 7, "width": 2}], pickable=False),
-    ]  # fmt: skip
-    view = fit([tuple(point) for point in planned], REPLAY_HEIGHT)
-    st.pydeck_chart(pdk.Deck(layers=layers, initial_view_state=view, map_style=None), height=REPLAY_HEIGHT,
-                    key="replay_map")  # fmt: skip
+    route = route_dots(detail.plan.route)
+    dots = [dot(ROUTE, detail.plan.lane, spot, [*NEUTRAL, 150], 2, "planned route") for spot in route]
+    dots += [dot(TRAIL, chosen, spot, [*colour, 200], 3, "travelled") for spot in thinned(path)]
+    dots.append(dot(SHIPMENT, chosen, [float(here["lon"]), float(here["lat"])], [*colour, 255], 7,
+                    f"{chosen} at {ui.when(at)}", [255, 255, 255, 255], 2))  # fmt: skip
+    view = fit([tuple(spot) for spot in route + path], REPLAY_HEIGHT)
+    st.pydeck_chart(Deck(layers=[layer(dots)], initial_view_state=view, tooltip={"text": "{tip}"},
+                             map_style=None), height=REPLAY_HEIGHT, key="replay_map")  # fmt: skip
     shown = [f"{here[name]:.{digits}f} {unit}" for name, digits, unit in (("speed_kmh", 0, "km/h"), ("temp_c", 1, "°C"))
              if pd.notna(here[name])]  # fmt: skip
     st.caption(f"At {ui.when(at)}: {', '.join(shown) or 'position only'}")

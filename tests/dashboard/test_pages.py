@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboards import data
-from dashboards.maps import FIT_WIDTH_PX, LINES, NEUTRAL, POINTS
+from dashboards.maps import FIT_WIDTH_PX, NEUTRAL, POINTS
 from dashboards.shipments import STATUS_COLOURS
 from tests.dashboard.conftest import PAGES, page
 
@@ -46,10 +46,9 @@ def test_overview_shows_the_kpis_and_the_map(var):
     assert {"Active critical", "Mean time to acknowledge", "Devices offline", "Ingest lag"} <= set(labels)
     deck = _decks(app)[0]
     assert len(_points(deck, "shipment")) == 6
-    # lighter than the Map page's: shipments and sites, no routes or geofences (said in the legend)
+    # shipments and sites: routes, trails and geofences are the Map page's (said in the legend)
     assert {row["kind"] for row in _layer(deck, POINTS)["data"]} == {"shipment", "site"}
-    assert not _layer(deck, LINES)["data"]
-    assert any("routes and geofences: on the Map page" in caption.value for caption in app.caption)
+    assert any("routes, trails and geofences: on the Map page" in caption.value for caption in app.caption)
 
 
 def _projected(view: dict, lon: float, lat: float, width: float, height: float) -> tuple[float, float]:
@@ -74,8 +73,8 @@ def in_view(deck: dict, width: float, height: float) -> list[bool]:
 def test_decks_are_valid_fit_every_shipment_and_have_plain_text_tooltips(var):
     """The deck JSON the browser gets: no layer prop but an accessor is an expression (pydeck made
     radius_units="pixels" into "@@=pixels", which drew a block over the whole replay), plain-text
-    tooltips, the view fitted so that every shipment shown is on the map, and two layers at most (a
-    browser without a GPU pays for each layer on every visit)."""
+    tooltips, the view fitted so that every shipment shown is on the map, and one layer (a browser
+    without a GPU pays for each layer on every visit)."""
     decks = {"overview": _decks(page("overview"))[0], "map": _decks(page("map"))[0],
              "replay": _decks(page("shipment", shipment="SHP-ANT-LIE-02"))[-1]}  # fmt: skip
     for name, deck in decks.items():
@@ -83,9 +82,10 @@ def test_decks_are_valid_fit_every_shipment_and_have_plain_text_tooltips(var):
             for prop, value in layer.items():
                 if isinstance(value, str) and value.startswith("@@=") and not prop.startswith("get"):
                     raise AssertionError(f"{name} layer {layer['id']}: {prop} = {value!r} is not a valid value")
-    assert all(len(deck["layers"]) <= 2 for deck in decks.values())
+    assert all(len(deck["layers"]) == 1 for deck in decks.values())
     assert _layer(decks["replay"], POINTS)["radiusUnits"] == "pixels"
-    assert len([leg for leg in _layer(decks["replay"], LINES)["data"] if leg["width"] == 4]) > 10  # travelled legs
+    assert len(_points(decks["replay"], "trail")) > 10 and len(_points(decks["replay"], "route")) > 10
+    assert [row["id"] for row in _points(decks["replay"], "shipment")] == ["SHP-ANT-LIE-02"]  # where it is
     for name in ("overview", "map"):
         assert decks[name]["tooltip"] == {"text": "{tip}"}, name
         tips = [row["tip"] for row in _layer(decks[name], POINTS)["data"]]
@@ -98,14 +98,15 @@ def test_map_filters_and_colours_that_mean_only_status(var):
     app = page("map")
     app.multiselect(key="f_status").set_value(["at risk"]).run()
     deck = _decks(app)[0]
-    lines = _layer(deck, LINES)["data"]
-    trails = [leg for leg in lines if "shipment" in leg]
-    neutral = [leg for leg in lines if "shipment" not in leg]  # planned routes and geofence outlines
-    assert neutral and {tuple(leg["colour"][:3]) for leg in neutral} == {NEUTRAL}
+    neutral = _points(deck, "route") + _points(deck, "geofence")  # its planned route, its sites' geofences
+    assert {row["id"] for row in _points(deck, "route")} == {"ant-lie"}
+    assert {row["id"] for row in _points(deck, "geofence")} == {"dc-antwerp", "cust-liege"}
+    assert {tuple(row["fill"][:3]) for row in neutral} == {NEUTRAL}
     assert [s["id"] for s in _points(deck, "shipment")] == ["SHP-ANT-LIE-02"]
-    assert {t["shipment"] for t in trails} == {"SHP-ANT-LIE-02"} and len(trails) > 5  # few shown: trails drawn
+    trails = _points(deck, "trail")
+    assert {t["id"] for t in trails} == {"SHP-ANT-LIE-02"} and len(trails) > 5  # few shown: trails drawn
     at_risk = _points(deck, "shipment")[0]["fill"][:3]
-    assert at_risk == list(STATUS_COLOURS["at risk"]) and trails[0]["colour"][:3] == at_risk  # status colour
+    assert at_risk == list(STATUS_COLOURS["at risk"]) and trails[0]["fill"][:3] == at_risk  # status colour
     sites = _points(deck, "site")
     assert len(sites) == len(data.master(data.source()).data.network.sites)
     assert len({(tuple(s["fill"]), tuple(s["line"])) for s in sites}) == 1  # sites: one neutral ring for all
@@ -125,8 +126,7 @@ def test_selecting_a_shipment_shows_its_eta_the_reason_and_a_link(var):
     assert "min late" in shown and "delivery-at-risk" in shown  # ETA vs promised, and why
     link = app.get("page_link")[0].proto
     assert (link.page, link.query_string) == ("shipment", "shipment=SHP-ANT-LIE-02")
-    trails = _layer(_decks(app)[0], LINES)["data"]
-    assert "SHP-ANT-LIE-02" in [t.get("shipment") for t in trails]
+    assert "SHP-ANT-LIE-02" in [t["id"] for t in _points(_decks(app)[0], "trail")]
     app = _select(page("map"), POINTS, {"kind": "site", "id": "dc-rotterdam"})
     assert [s.value for s in app.subheader] == ["Site dc-rotterdam"]
     assert "wh-rtm-chilled" in app.dataframe[0].value["sensor"].tolist()
