@@ -192,7 +192,6 @@ def _timed(run) -> float:
 def measure(folder: Path) -> tuple[dict[str, tuple[float, float]], float, int, float]:
     """Per page (cold median, warm median) seconds; the first load after a start; the map's deck
     bytes; the empty page's median. Cold = every live cache expired, as each 5 s refresh sees it."""
-    import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     from dashboards import data
@@ -208,7 +207,7 @@ def measure(folder: Path) -> tuple[dict[str, tuple[float, float]], float, int, f
         app.button(key="sign_in_submit").click()
         return app
 
-    st.cache_data.clear()
+    data.expire()
     first = _timed(signed_in(300).run)  # the sign-in's submit: it runs the start page
     results, deck_bytes = {}, 0
     for page in PAGES:

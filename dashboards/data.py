@@ -1,13 +1,15 @@
-"""The dashboard's one data-access layer: cached reads, and the few writes an operator makes.
+"""The dashboard's one data-access layer: kept reads, and the few writes an operator makes.
 
-Pages never open the store, the alert book or master data themselves. Reads are cached for
-REFRESH_S (the live parts refresh on that rhythm), keyed by where they read from, so a test or a
-second dashboard on another store never sees stale frames; a write clears the caches it affects.
+Pages never open the store, the alert book or master data themselves. Live reads are kept for every
+session (dashboards/kept.py: fresh for REFRESH_S, the live parts' rhythm; older ones returned at once
+while they are read again), keyed by where they read from, so a test or a second dashboard on
+another store never sees another's frames; a person's action forgets them all.
 Times are epoch milliseconds in event time; "as of" is the newest event time in the store.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import cached_property
@@ -15,12 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 import pydeck as pdk
-import streamlit as st
 
 from alerts.book import AlertBook
 from alerts.rules import ColdChainRule, PredictedDelayRule, Rule, RuleSet, TrendRule, load_rules
 from alerts.shipment_view import RuleRoles, ShipmentView, shipment_views
-from dashboards import health, kpis, maps, shipments
+from dashboards import health, kept, kpis, maps, shipments
+from dashboards.kept import expire, live
 from tower.config import load_settings
 from tower.contract import DeviceKind
 from tower.domain import ACTIVE_STATUSES, ALERT_STATUSES, ON_THE_ROAD
@@ -32,27 +34,11 @@ from tower.roles import Actor, Permission
 from tower.store import Store, open_store
 from tower.timeutil import now_ms
 
-REFRESH_S = 5
+REFRESH_S = kept.FRESH_S
 MINUTE, HOUR, DAY_MS = 60_000, 3_600_000, 86_400_000
 MAX_TRAILS = 25  # the map draws travelled trails for at most this many shipments at once
 TRACK_EVERY_MS = MINUTE  # shipment detail: positions and temperatures as 1-minute means
 SERIES_POINTS = 720  # charts: at most this many points per series over the chosen period
-
-
-_LIVE: list = []
-
-
-def _live(function):  # noqa: ANN001, ANN202 - a decorator
-    """Cached for REFRESH_S: the reads that change as data arrives."""
-    cached = st.cache_data(ttl=REFRESH_S)(function)
-    _LIVE.append(cached)
-    return cached
-
-
-def expire() -> None:
-    """Forget every live read (after a write, or to time a page as a refresh sees it)."""
-    for cached in _LIVE:
-        cached.clear()
 
 
 @dataclass(frozen=True)
@@ -98,28 +84,28 @@ class Master:
             DeviceKind.SHIPMENT, plan.tracker, plan.origin.id, plan.cargo, plan.origin.type)), None)  # fmt: skip
 
 
-@st.cache_resource
+# Process-wide (not Streamlit's cache_resource: kept reads run these in a thread with no session).
+@functools.cache
 def _live_master(master_db: str, network: str | None) -> LiveMaster:
     return LiveMaster(MasterStore(master_db), Path(network) if network else None)
 
 
-@st.cache_resource(max_entries=2)
-def _master(src: Source, revision: int, _data: MasterData) -> Master:
-    return Master(_data, load_rules(src.rules))
+@functools.lru_cache(maxsize=2)
+def _master(src: Source, revision: int) -> Master:
+    return Master(_live_master(src.master_db, src.network).current(), load_rules(src.rules))
 
 
 def master(src: Source) -> Master:
     """The current revision of master data (a new shipment shows within a refresh, no restart)."""
-    data = _live_master(src.master_db, src.network).current()
-    return _master(src, data.revision, data)
+    return _master(src, _live_master(src.master_db, src.network).current().revision)
 
 
-@st.cache_resource
+@functools.cache
 def _store(url: str) -> Store:
     return open_store(url, load_settings())
 
 
-@st.cache_resource
+@functools.cache
 def _book(path: str) -> AlertBook:
     return AlertBook(path)
 
@@ -131,7 +117,7 @@ def _with_ms(frame: pd.DataFrame) -> pd.DataFrame:
 # -- network level -------------------------------------------------------------------------------
 
 
-@_live
+@live
 def devices(src: Source) -> pd.DataFrame:
     """device_id, kind, last_ms, status, expected (should be reporting now)."""
     found = _store(src.store).devices()
@@ -148,13 +134,13 @@ def devices(src: Source) -> pd.DataFrame:
     return frame
 
 
-@_live
+@live
 def as_of(src: Source) -> int:
     """The newest event time in the store (the wall clock when it is empty)."""
     return _store(src.store).as_of_ms()
 
 
-@_live
+@live
 def alerts_frame(src: Source, since_ms: int) -> pd.DataFrame:
     """The alert book's alerts open now or opened/resolved since, without runbooks."""
     rows = _book(src.alerts_db).alerts_since(since_ms)
@@ -167,12 +153,12 @@ def alerts_frame(src: Source, since_ms: int) -> pd.DataFrame:
     return frame
 
 
-@_live
+@live
 def latest(src: Source, kind: DeviceKind) -> pd.DataFrame:
     return _with_ms(_store(src.store).latest(kind))
 
 
-@_live
+@live
 def shipment_table(src: Source) -> pd.DataFrame:
     """Every shipment of the master data, where it stands (alerts.shipment_view, as the API and CLI)."""
     m = master(src)
@@ -182,13 +168,13 @@ def shipment_table(src: Source) -> pd.DataFrame:
     return pd.DataFrame([vars(view) for view in views], columns=[f.name for f in fields(ShipmentView)])
 
 
-@_live
+@live
 def unplanned_trackers(src: Source) -> pd.DataFrame:
     """Trackers reporting with no shipment planned for them: still on the map, at their newest position."""
     return shipments.unplanned_trackers(latest(src, DeviceKind.SHIPMENT), master(src).data)
 
 
-@_live
+@live
 def overview(src: Source, period_ms: int) -> list[kpis.Kpi]:
     now = as_of(src)
     store = _store(src.store)
@@ -199,7 +185,7 @@ def overview(src: Source, period_ms: int) -> list[kpis.Kpi]:
                          now_ms())  # fmt: skip
 
 
-@_live
+@live
 def trail(src: Source, tracker: str, since_ms: int, until_ms: int) -> list[list[float]]:
     """[[lon, lat], ...] of a tracker, as 5-minute means."""
     frame = _store(src.store).readings(tracker, ["lat", "lon"], since_ms, until_ms, every_ms=5 * MINUTE)
@@ -238,7 +224,7 @@ class ShipmentDetail:
     budget_min: float | None  # the cold-chain rule's excursion budget (None: no budget, or not cold chain)
 
 
-@_live
+@live
 def shipment_detail(src: Source, shipment_id: str) -> ShipmentDetail | None:
     m = master(src)
     plan = m.plans.get(shipment_id)
@@ -266,14 +252,14 @@ def shipment_detail(src: Source, shipment_id: str) -> ShipmentDetail | None:
 # -- sites and equipment -------------------------------------------------------------------------
 
 
-@_live
+@live
 def equipment_health(src: Source) -> pd.DataFrame:
     m = master(src)
     alerts = alerts_frame(src, as_of(src) - DAY_MS)
     return health.health_table(m.machines, latest(src, DeviceKind.EQUIPMENT), alerts, m.limits, m.trend_rules)
 
 
-@_live
+@live
 def series(src: Source, device_id: str, fields: tuple[str, ...], period_ms: int) -> pd.DataFrame:
     """A device's readings over the period ending as of now, averaged to at most SERIES_POINTS."""
     now = as_of(src)
@@ -298,7 +284,7 @@ def projections(src: Source, machine: str, period_ms: int) -> dict[str, tuple[fl
 NO_SITE = "(sensors and machines not in master data)"
 
 
-@_live
+@live
 def monitored_sites(src: Source) -> list[str]:
     """Sites with warehouse sensors or machines, and "" for devices reporting that no site claims."""
     network = master(src).data.network
@@ -310,7 +296,7 @@ def monitored_sites(src: Source) -> list[str]:
     return [*sites, ""] if strays else sites
 
 
-@_live
+@live
 def site_sensors(src: Source, site: str) -> pd.DataFrame:
     """The site's warehouse sensors with their newest reading (site "": sensors no site claims)."""
     network = master(src).data.network
@@ -331,7 +317,7 @@ def site_sensors(src: Source, site: str) -> pd.DataFrame:
                                        "dock_door_open", "occupancy_pct", "last_ms"])  # fmt: skip
 
 
-@_live
+@live
 def dock_activity(src: Source, site: str, period_ms: int) -> pd.DataFrame:
     """Dock door openings and minutes open per sensor and hour over the period (raw readings:
     an opening is an edge, which means would blur)."""
@@ -378,14 +364,14 @@ def silence_like(src: Source, person: Actor, alert: dict, hours: float, note: st
                                         starts + int(hours * HOUR), person.name, note)  # fmt: skip
 
 
-@_live
+@live
 def active_alerts_of(src: Source, entity: str) -> pd.DataFrame:
     """An entity's active alerts (firing or acknowledged), most severe first: why it has its status."""
     queue = alert_queue(src, "active")
     return queue[queue["entity"] == entity].reset_index(drop=True)
 
 
-@_live
+@live
 def alert_queue(src: Source, queue: str) -> pd.DataFrame:
     """The queue: active (firing or acknowledged) or pending alerts, most severe and oldest first;
     or every alert, newest first ('all')."""
@@ -403,7 +389,7 @@ class AlertDetail:
     deliveries: list[dict]
 
 
-@_live
+@live
 def alert_detail(src: Source, alert_id: str) -> AlertDetail | None:
     """The alert with its runbook, its audit trail and its deliveries."""
     book = _book(src.alerts_db)

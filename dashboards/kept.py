@@ -1,0 +1,99 @@
+"""Live reads kept for every session of the dashboard process, stale-while-revalidate.
+
+A read younger than FRESH_S is returned as it is. An older one, up to STALE_S, is returned at once
+while one background thread reads it again, so opening a page never waits on the store for what any
+session read in the last minute; the page's live part shows the new read at its next refresh (the
+sidebar's "as of" says how old what is shown is). Older than STALE_S, or after `expire()` (a
+person's action), the caller reads it anew. What a read reads in turn through other kept reads is
+fresh, so no read is made from stale parts, and a read begun before `expire()` is not kept.
+
+Callers get a deep copy of what is kept (as Streamlit's caches give), so no page changes another's.
+Nothing here touches Streamlit: the background thread has no session, and Streamlit warns whenever
+its caches are used from such a thread.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+FRESH_S = 5  # the live parts of every page refresh on this rhythm
+STALE_S = 60  # a page opened may show a read this old until its first refresh
+
+log = logging.getLogger("tower.dashboard")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_kept: dict[tuple, tuple[float, object]] = {}  # (read, *arguments) -> (monotonic time read, value)
+_lock = threading.Lock()
+_generation = 0  # counts expire() calls
+_rereading: set[tuple] = set()
+_background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-reread")
+_inside = threading.local()  # .reading: a read is running in this thread (what it reads must be fresh)
+
+
+def expire() -> None:
+    """Forget every read (after a write, so that every page shows it at once)."""
+    global _generation
+    with _lock:
+        _kept.clear()
+        _generation += 1
+
+
+def live(read: Callable[P, R]) -> Callable[P, R]:
+    """A kept read; its positional arguments are hashable (keyword arguments are not taken)."""
+
+    @functools.wraps(read)
+    def kept(*args: P.args) -> R:
+        key = (read.__qualname__, *args)
+        with _lock:
+            found = _kept.get(key)
+        age = time.monotonic() - found[0] if found else STALE_S
+        if age < FRESH_S:
+            return copy.deepcopy(found[1])
+        if age < STALE_S and not getattr(_inside, "reading", False):
+            _reread_later(key, read, args)
+            return copy.deepcopy(found[1])
+        return copy.deepcopy(_read(key, read, args))
+
+    return kept
+
+
+def _read(key: tuple, read: Callable, args: tuple) -> object:
+    began, outer = _generation, getattr(_inside, "reading", False)
+    _inside.reading = True
+    try:
+        value = read(*args)
+    finally:
+        _inside.reading = outer
+    now = time.monotonic()
+    with _lock:
+        if _generation == began:
+            _kept[key] = (now, value)
+        for old in [k for k, (at, _) in _kept.items() if now - at > STALE_S]:
+            del _kept[old]
+    return value
+
+
+def _reread_later(key: tuple, read: Callable, args: tuple) -> None:
+    with _lock:
+        if key in _rereading:
+            return
+        _rereading.add(key)
+
+    def reread() -> None:
+        try:
+            _read(key, read, args)
+        except Exception:
+            log.exception("dashboard: reading %s again failed (pages keep the last read)", key[0])
+        finally:
+            with _lock:
+                _rereading.discard(key)
+
+    _background.submit(reread)
