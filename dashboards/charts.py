@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import altair as alt
 import pandas as pd
 
+CHART_POINTS = 240  # a chart draws at most this many points: Vega in the browser works per point
 LIMIT_COLOUR = "#dc2828"
 BAND_COLOUR = "#2e9e43"
 TIME_FORMAT = "%d %b %H:%M"  # a date on every label: a chart may cross midnight
@@ -21,6 +22,15 @@ TIME_FORMAT = "%d %b %H:%M"  # a date on every label: a chart may cross midnight
 def local(ms: pd.Series, zone: ZoneInfo) -> pd.Series:
     """Epoch ms as wall-clock times in the zone, without an offset (for Vega, see the docstring)."""
     return pd.to_datetime(ms, unit="ms", utc=True).dt.tz_convert(zone).dt.tz_localize(None)
+
+
+def thinned(frame: pd.DataFrame, points: int = CHART_POINTS) -> pd.DataFrame:
+    """At most `points` rows: the means of the numeric columns over equal spans of ts_ms."""
+    if len(frame) <= points:
+        return frame
+    first, last = frame["ts_ms"].min(), frame["ts_ms"].max()
+    span = (last - first) // points + 1
+    return frame.groupby((frame["ts_ms"] - first) // span).mean(numeric_only=True).reset_index(drop=True)
 
 
 def _zone_name(zone: ZoneInfo, ms: pd.Series) -> str:
@@ -34,7 +44,7 @@ def _time_axis(title: str) -> alt.Axis:
 def with_limits(frame: pd.DataFrame, field: str, title: str, zone: ZoneInfo, limit: float | None = None,
                 band: tuple[float | None, float | None] | None = None) -> alt.LayerChart:  # fmt: skip
     """`field` over time; `band` shaded (allowed or healthy range), `limit` as a red rule."""
-    data = frame.dropna(subset=[field])
+    data = thinned(frame.dropna(subset=[field])[["ts_ms", field]])
     data = data.assign(time=local(data["ts_ms"], zone))
     base = alt.Chart(data).encode(x=alt.X("time:T", axis=_time_axis(f"time ({_zone_name(zone, data['ts_ms'])})")))
     layers = []
@@ -54,6 +64,7 @@ def with_limits(frame: pd.DataFrame, field: str, title: str, zone: ZoneInfo, lim
 
 def eta_band(eta: pd.DataFrame, promised_ms: int, zone: ZoneInfo) -> alt.LayerChart:
     """The predicted arrival over time with its optimistic..pessimistic band, and the promised time."""
+    eta = thinned(eta)
     data = pd.DataFrame({"time": local(eta["ts_ms"], zone), "early": local(eta["eta_early_ms"], zone),
                          "central": local(eta["eta_ms"], zone), "late": local(eta["eta_late_ms"], zone)})  # fmt: skip
     named = _zone_name(zone, eta["ts_ms"])

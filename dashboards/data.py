@@ -21,7 +21,7 @@ import pydeck as pdk
 from alerts.book import AlertBook
 from alerts.rules import ColdChainRule, PredictedDelayRule, Rule, RuleSet, TrendRule, load_rules
 from alerts.shipment_view import RuleRoles, ShipmentView, shipment_views
-from dashboards import health, kept, kpis, maps, shipments
+from dashboards import charts, health, kept, kpis, maps, shipments
 from dashboards.kept import expire, live
 from tower.config import load_settings
 from tower.contract import DeviceKind
@@ -38,7 +38,7 @@ REFRESH_S = kept.FRESH_S
 MINUTE, HOUR, DAY_MS = 60_000, 3_600_000, 86_400_000
 MAX_TRAILS = 25  # the map draws travelled trails for at most this many shipments at once
 TRACK_EVERY_MS = MINUTE  # shipment detail: positions and temperatures as 1-minute means
-SERIES_POINTS = 720  # charts: at most this many points per series over the chosen period
+SERIES_POINTS = charts.CHART_POINTS  # a device's readings over a period: at most this many means
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,17 @@ def eta_band(plan: ShipmentPlan, rule: PredictedDelayRule, master: MasterData, t
     return pd.DataFrame(rows, columns=["ts_ms", "eta_early_ms", "eta_ms", "eta_late_ms"])
 
 
+def replay_times(times: list[int], plan: ShipmentPlan, steps: int) -> list[int]:
+    """A replay's times (epoch ms of positions, oldest first): about `steps` over the planned trip,
+    the first of each equal span from the first position, and the newest. The spans stay put as
+    positions come in, so a time someone chose on the slider is still there at the next refresh."""
+    span_ms = max(1, -(-(plan.promised_ms - plan.departure_ms) // (steps * 60_000))) * 60_000
+    firsts: dict[int, int] = {}
+    for ts in times:
+        firsts.setdefault((ts - times[0]) // span_ms, ts)
+    return sorted({*firsts.values(), times[-1]})
+
+
 def timeline(plan: ShipmentPlan, track: pd.DataFrame, alerts: pd.DataFrame, arrived_ms: float | None) -> pd.DataFrame:
     """What happened to a shipment, in event time: departure, sites entered and left, alerts, arrival
     (`arrived_ms`: the confirmed arrival, tower.domain's definition)."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboards import charts, data, ui
+from dashboards import charts, data, shipments, ui
 from dashboards.maps import NEUTRAL, ROUTE, SHIPMENT, TRAIL, Deck, dot, fit, layer, route_dots, thinned
 from dashboards.shipments import STATUS_COLOURS
 
 REPLAY_HEIGHT = 380
+REPLAY_STEPS = 240  # the replay's slider has about this many times over the planned trip (each a label)
 st.title("Shipment")
 src = data.source()
 table = data.shipment_table(src)
@@ -97,7 +98,7 @@ def replay(detail: data.ShipmentDetail) -> None:
     if len(track) < 2:
         st.caption("Not enough positions to replay.")
         return
-    times = [int(ts) for ts in track["ts_ms"]]
+    times = shipments.replay_times([int(ts) for ts in track["ts_ms"]], detail.plan, REPLAY_STEPS)
     at = st.select_slider("Time", times, value=times[-1], key="replay_at", format_func=ui.when)
     upto = track[track["ts_ms"] <= at]
     path = [[round(lon, 5), round(lat, 5)] for lat, lon in zip(upto["lat"], upto["lon"], strict=True)]

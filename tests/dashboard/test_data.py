@@ -13,7 +13,7 @@ import pytest
 
 from alerts.book import AlertBook
 from alerts.shipment_view import RuleRoles
-from dashboards import data, kpis
+from dashboards import charts, data, kpis, shipments
 from dashboards.maps import POINTS, SHIPMENT
 from simulators.tms import PLAN_LEAD_MS
 from tests.conftest import REPO
@@ -100,6 +100,23 @@ def test_shipment_detail_replays_the_delay_rule_and_builds_the_timeline(var):
     chilled = data.shipment_detail(src, "SHP-VNL-DUS-02")
     assert chilled.budget_min == 30 and 20 <= chilled.excursion_min <= 24
     assert data.shipment_detail(src, "nope") is None
+
+
+def test_replay_times_and_chart_points_are_bounded_and_a_chosen_time_stays(var):
+    """The replay's slider steps through about REPLAY_STEPS times over the planned trip whatever the
+    track's length, and a time on it is still there when more positions have come in; a chart gets at
+    most CHART_POINTS means."""
+    plan = data.master(data.source()).plans["SHP-ANT-LIE-02"]
+    trip_min = (plan.promised_ms - plan.departure_ms) // 60_000
+    track = [plan.departure_ms + minute * 60_000 for minute in range(2 * trip_min)]  # late: twice the trip
+    earlier = shipments.replay_times(track[: trip_min // 2], plan, 20)
+    later = shipments.replay_times(track, plan, 20)
+    assert 20 <= len(later) <= 45 and later[-1] == track[-1] and later[0] == track[0]
+    assert set(earlier[:-1]) <= set(later)  # every time but the then newest is still a step
+    frame = pd.DataFrame({"ts_ms": track, "temp_c": [float(n % 7) for n in range(len(track))]})
+    thin = charts.thinned(frame)
+    assert len(thin) <= charts.CHART_POINTS < len(frame) and thin["temp_c"].between(0, 6).all()
+    assert thin["ts_ms"].is_monotonic_increasing and charts.thinned(frame.iloc[:10]).equals(frame.iloc[:10])
 
 
 def test_equipment_health_warehouse_conditions_and_dock_doors(var):
