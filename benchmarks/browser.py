@@ -115,8 +115,9 @@ def frames_drawn(browser: object) -> None:
     browser.execute_async_script(TWO_FRAMES)
 
 
-def sign_in(browser: object, name: str, password: str, timeout_s: float = 60) -> None:
-    """Fill in and submit the sign-in form the page shows (drawn again as the page settles: retried)."""
+def sign_in(browser: object, name: str, password: str, timeout_s: float = 60) -> float:
+    """Fill in and submit the sign-in form the page shows (drawn again as the page settles: retried);
+    returns once signed in, with the time.perf_counter() of the submit's click."""
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -127,11 +128,14 @@ def sign_in(browser: object, name: str, password: str, timeout_s: float = 60) ->
         usable = all(e and e[0].is_displayed() and e[0].is_enabled() for e in elements)
         return [e[0] for e in elements] if usable else None
 
+    clicked = []
+
     def submitted() -> bool:
         try:
             user, secret, submit = wait.until(lambda _: ready())
             user.send_keys(name)
             secret.send_keys(password)
+            clicked.append(time.perf_counter())
             submit.click()
         except WebDriverException:
             return False
@@ -139,6 +143,7 @@ def sign_in(browser: object, name: str, password: str, timeout_s: float = 60) ->
 
     wait.until(lambda _: submitted())
     wait.until(lambda _: not found(browser, 'input[type="password"]') and found(browser, '[data-testid="stSidebar"]'))
+    return clicked[-1]
 
 
 def open_signed_in(browser: object, url: str, name: str, password: str, timeout_s: float = 60) -> None:

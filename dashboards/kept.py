@@ -1,11 +1,12 @@
 """Live reads kept for every session of the dashboard process, stale-while-revalidate.
 
 A read younger than FRESH_S is returned as it is. An older one, up to STALE_S, is returned at once
-while one background thread reads it again, so opening a page never waits on the store for what any
-session read in the last minute; the page's live part shows the new read at its next refresh (the
-sidebar's "as of" says how old what is shown is). Older than STALE_S, or after `expire()` (a
-person's action), the caller reads it anew. What a read reads in turn through other kept reads is
-fresh, so no read is made from stale parts, and a read begun before `expire()` is not kept.
+while one background thread reads it again (a moment later, once the page is drawn), so opening a
+page never waits on the store for what any session read in the last minute; the page's live part
+shows the new read at its next refresh (the sidebar's "as of" says how old what is shown is).
+Older than STALE_S, or after `expire()` (a person's action), the caller reads it anew. What a read
+reads in turn through other kept reads is fresh, so no read is made from stale parts, and a read
+begun before `expire()` is not kept.
 
 Callers get a deep copy of what is kept (as Streamlit's caches give), so no page changes another's.
 Nothing here touches Streamlit: the background thread has no session, and Streamlit warns whenever
@@ -25,6 +26,7 @@ from typing import ParamSpec, TypeVar
 
 FRESH_S = 5  # the live parts of every page refresh on this rhythm
 STALE_S = 60  # a page opened may show a read this old until its first refresh
+REREAD_AFTER_S = 1.0  # a stale read is read again this long after it was asked for: the page first
 
 log = logging.getLogger("tower.dashboard")
 P = ParamSpec("P")
@@ -87,7 +89,10 @@ def _reread_later(key: tuple, read: Callable, args: tuple) -> None:
             return
         _rereading.add(key)
 
+    due = time.monotonic() + REREAD_AFTER_S  # the page that asked is drawn first (they share the interpreter)
+
     def reread() -> None:
+        time.sleep(max(0.0, due - time.monotonic()))
         try:
             _read(key, read, args)
         except Exception:
