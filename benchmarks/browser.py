@@ -92,27 +92,55 @@ def finished(browser: object, last: str) -> bool:
         return False
 
 
-# A deck's canvases are in the document before deck.gl has drawn in them: they take their box's size
-# when its WebGL device is up, and its first frame (shaders compiled, in software here) comes after.
-DECKS_SIZED = """return [...document.querySelectorAll('[data-testid="stDeckGlJsonChart"] canvas')].every(
-    c => c.clientWidth > 0 && Math.abs(c.width - c.clientWidth * devicePixelRatio) <= 2)"""
-TWO_FRAMES = "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)))"
+# Watched from inside the page, once per frame, with one WebDriver call (polling the page through
+# WebDriver every few ms kept the browser under measurement busy answering). A map is drawn when
+# deck.gl's canvas has had its first draw call (its canvas is sized well before: shaders are compiled,
+# in software here, at that first draw) and the browser has shown two more frames (a WebGL frame is
+# composited, and so waited for, at the next frame). WATCH_DRAWING, run in every document before its
+# own scripts, marks a canvas at its first draw call.
+WATCH_DRAWING = """for (const proto of [WebGLRenderingContext.prototype, WebGL2RenderingContext.prototype]) {
+  for (const name of ['drawArrays', 'drawElements', 'drawArraysInstanced', 'drawElementsInstanced']) {
+    const draw = proto[name];
+    proto[name] = function (...args) {
+      if (this.canvas && !this.canvas.dataset.drawn) this.canvas.dataset.drawn = String(performance.now());
+      return draw.apply(this, args);
+    };
+  }
+}"""
+DRAWN = """const [heading, last, count, maps, timeoutMs, done] = arguments;
+const began = performance.now();
+const sized = c => c.clientWidth > 0 && Math.abs(c.width - c.clientWidth * devicePixelRatio) <= 2;
+function drawn() {
+  const title = document.querySelector('h1'), app = document.querySelector('[data-testid="stApp"]');
+  const charts = [...document.querySelectorAll('[data-testid="stDeckGlJsonChart"]')];
+  return title && title.innerText.trim() === heading && app
+    && app.getAttribute('data-test-script-state') === 'notRunning'
+    && document.querySelectorAll(last).length >= count && charts.length >= maps
+    && charts.every(chart => [...chart.querySelectorAll('canvas')].every(sized)
+                             && chart.querySelector('canvas#deckgl-overlay[data-drawn]'));
+}
+function look() {
+  if (drawn()) requestAnimationFrame(() => requestAnimationFrame(() => done(true)));
+  else if (performance.now() - began > timeoutMs) done(false);
+  else requestAnimationFrame(look);
+}
+look();"""
 
 
-def decks_sized(browser: object) -> bool:
-    """Every map on the page has its drawing buffer (deck.gl and the basemap have started drawing)."""
-    from selenium.common.exceptions import WebDriverException
-
-    try:
-        return bool(browser.execute_script(DECKS_SIZED))
-    except WebDriverException:
-        return False
+def watch_drawing(browser: object) -> None:
+    """From the next document on, canvases are marked at their first WebGL draw call (wait_drawn)."""
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH_DRAWING})
 
 
-def frames_drawn(browser: object) -> None:
-    """Returns once the browser has produced two more frames: what was drawn before is on screen
-    (a WebGL frame is composited, and so waited for, at the next frame)."""
-    browser.execute_async_script(TWO_FRAMES)
+def wait_drawn(browser: object, heading: str, last: str, count: int = 1, maps: int = 0,
+               timeout_s: float = 120) -> None:  # fmt: skip
+    """Returns once the page titled `heading` has finished its script (Streamlit's run-state marker),
+    shows at least `count` of its last element and `maps` maps, every map has drawn (watch_drawing
+    called before the page was opened), and the browser has shown two more frames; TimeoutError if
+    not within timeout_s."""
+    browser.set_script_timeout(timeout_s + 5)
+    if not browser.execute_async_script(DRAWN, heading, last, count, maps, timeout_s * 1000):
+        raise TimeoutError(f"{heading}: not drawn within {timeout_s} s")
 
 
 def sign_in(browser: object, name: str, password: str, timeout_s: float = 60) -> float:

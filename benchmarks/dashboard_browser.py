@@ -3,8 +3,8 @@ benchmark store (benchmarks/dashboard.py seeds it: 2,000 shipments on the road, 
 
 A page's time runs from the navigation to the page's last element drawn, with Streamlit saying
 its script has finished (the page's tables, charts and maps are in the document), every map's
-canvas sized by deck.gl and two more frames shown (a map's first WebGL frame is on screen; a map's
-canvas alone is in the document before deck.gl has compiled a shader):
+first WebGL draw made and two more frames shown, so the map is on screen (benchmarks/browser.py
+watches this from inside the page, once per frame):
 - first load after a start: a fresh `tower dashboard` process, the browser opens it and signs in;
   from the click on the sign-in's submit to the Overview's last element (and, apart, from the
   navigation to the sign-in form); the median of three fresh processes;
@@ -26,18 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.browser import (
-    chromium,
-    click_page,
-    decks_sized,
-    finished,
-    found,
-    frames_drawn,
-    heading,
-    sign_in,
-    streamlit_app,
-    tower_dashboard,
-)
+from benchmarks.browser import chromium, click_page, sign_in, streamlit_app, tower_dashboard, wait_drawn, watch_drawing
 from benchmarks.dashboard import PASSWORD, SEED_DIR, SHIPMENTS, USER, seed
 
 REFRESH_S = 5  # dashboards/data.py's cache period (imported there, it would start Streamlit's caches here)
@@ -54,8 +43,10 @@ LAST = {
     "alerts": ".st-key-alerts_csv",
 }  # fmt: skip
 COUNT = {"equipment": 3}  # how many of the last element a page draws
+MAPS = {"overview": 1, "map": 1, "shipment": 1}  # how many maps a page draws
 LINKS = {"overview": "Overview", "map": "Map", "shipment": "Shipment", "warehouses": "Warehouses",
          "equipment": "Equipment", "alerts": "Alerts"}  # fmt: skip
+SIGN_IN_HEADING = "Control Tower"  # the sign-in form's page (dashboards/auth.py)
 HEADINGS = {"overview": "Control Tower", "map": "Map", "shipment": "Shipment", "warehouses": "Warehouses",
             "equipment": "Equipment health", "alerts": "Alerts"}  # fmt: skip
 EMPTY_APP = """import streamlit as st
@@ -65,39 +56,17 @@ st.navigation(pages).run()
 """
 
 
-def _until(browser, condition, what: str) -> float:  # noqa: ANN001
-    """Seconds until the condition holds (polled every 10 ms) and the browser has shown it (two
-    frames later: a map's first WebGL frame is composited, and waited for, at the next frame)."""
-    began = time.perf_counter()
-    while not condition():
-        if time.perf_counter() - began > TIMEOUT_S:
-            raise TimeoutError(f"{what}: not within {TIMEOUT_S} s")
-        time.sleep(0.01)
-    frames_drawn(browser)
-    return time.perf_counter() - began
-
-
-def _click_nav(browser, page: str) -> None:  # noqa: ANN001
-    click_page(browser, LINKS[page])
-
-
-def _drawn(browser, page: str) -> bool:  # noqa: ANN001
-    """The page (its heading, not the one before's) has finished with its last element, and its
-    maps have started drawing."""
-    return (heading(browser) == HEADINGS[page] and finished(browser, LAST[page])
-            and len(found(browser, LAST[page])) >= COUNT.get(page, 1) and decks_sized(browser))  # fmt: skip
+def _drawn(browser, page: str) -> None:  # noqa: ANN001
+    """Returns once the page is drawn (benchmarks/browser.py's finish line)."""
+    wait_drawn(browser, HEADINGS[page], LAST[page], COUNT.get(page, 1), MAPS.get(page, 0), TIMEOUT_S)
 
 
 def _submit_and_time(browser, page: str) -> float:  # noqa: ANN001
     """Sign in on the form the page shows; seconds from the submit's click to the page's last element
     (the first page of a session: the password check and a new session's first run are in it)."""
     clicked = sign_in(browser, USER, PASSWORD, TIMEOUT_S)
-    _until(browser, lambda: _drawn(browser, page), page)
+    _drawn(browser, page)
     return time.perf_counter() - clicked
-
-
-def _path(page: str) -> str:
-    return "" if page == "overview" else page  # the start page is /
 
 
 def first_load(env: dict[str, str], log: Path) -> tuple[float, float]:
@@ -106,8 +75,11 @@ def first_load(env: dict[str, str], log: Path) -> tuple[float, float]:
     forms, firsts = [], []
     for _ in range(RUNS):
         with streamlit_app(tower_dashboard(), log, env) as url, chromium() as browser:
+            watch_drawing(browser)
+            began = time.perf_counter()
             browser.get(url)
-            forms.append(_until(browser, lambda: finished(browser, 'input[type="password"]'), "the sign-in form"))
+            wait_drawn(browser, SIGN_IN_HEADING, 'input[type="password"]', timeout_s=TIMEOUT_S)
+            forms.append(time.perf_counter() - began)
             firsts.append(_submit_and_time(browser, "overview"))
     return statistics.median(forms), statistics.median(firsts)
 
@@ -116,6 +88,7 @@ def pages(env: dict[str, str], log: Path) -> dict[str, tuple[float, float]]:
     """Per page: median cold and warm seconds, in one signed-in session."""
     results = {}
     with streamlit_app(tower_dashboard(), log, env) as url, chromium() as browser:
+        watch_drawing(browser)
         browser.get(f"{url}/alerts")
         sign_in(browser, USER, PASSWORD, TIMEOUT_S)
         for page in LAST:
@@ -134,8 +107,8 @@ def pages(env: dict[str, str], log: Path) -> dict[str, tuple[float, float]]:
 def _go(browser, page: str) -> float:  # noqa: ANN001
     """Click the page's link in the sidebar; seconds until its last element is drawn."""
     began = time.perf_counter()
-    _click_nav(browser, page)
-    _until(browser, lambda: _drawn(browser, page), page)
+    click_page(browser, LINKS[page])
+    _drawn(browser, page)
     return time.perf_counter() - began
 
 
@@ -151,13 +124,13 @@ def baseline(log: Path) -> tuple[float, float]:
             for _ in range(RUNS):
                 began = time.perf_counter()
                 browser.get(url)
-                _until(browser, lambda: finished(browser, "h1"), "the empty page")
+                wait_drawn(browser, "one", "h1", timeout_s=TIMEOUT_S)
                 loads.append(time.perf_counter() - began)
                 click_page(browser, "Two")
-                _until(browser, lambda: finished(browser, "h1") and heading(browser) == "two", "two")
+                wait_drawn(browser, "two", "h1", timeout_s=TIMEOUT_S)
                 began = time.perf_counter()
                 click_page(browser, "One")
-                _until(browser, lambda: finished(browser, "h1") and heading(browser) == "one", "one")
+                wait_drawn(browser, "one", "h1", timeout_s=TIMEOUT_S)
                 clicks.append(time.perf_counter() - began)
     return statistics.median(loads), statistics.median(clicks)
 
