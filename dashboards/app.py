@@ -20,6 +20,7 @@ signed_in = auth.person()
 # The page asked for (and its query, e.g. a notification's /alerts?alert=...) is kept through the sign-in.
 navigation = st.navigation(PAGES, position="sidebar" if signed_in else "hidden")
 if signed_in is None:
+    data.read_start_page_ahead(data.source(), ui.period_ms())
     with ui.errors_shown_briefly("Signing in"):
         auth.sign_in_form()
     st.stop()

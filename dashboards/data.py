@@ -210,6 +210,14 @@ def network_map(src: Source, shown: pd.DataFrame, trails_for: list[str], when: C
                      height_px, detail)  # fmt: skip
 
 
+def read_start_page_ahead(src: Source, period_ms: int) -> None:
+    """The start page's reads (views/overview.py), made in the background while someone signs in:
+    nothing is shown before the sign-in, and what is read is kept for every session anyway."""
+    for read, args in ((as_of, ()), (shipment_table, ()), (overview, (period_ms,)), (equipment_health, ()),
+                       (unplanned_trackers, ())):  # fmt: skip
+        kept.read_ahead(read, src, *args)
+
+
 # -- one shipment ----------------------------------------------------------------------------------
 
 

@@ -8,6 +8,9 @@ Older than STALE_S, or after `expire()` (a person's action), the caller reads it
 reads in turn through other kept reads is fresh, so no read is made from stale parts, and a read
 begun before `expire()` is not kept.
 
+`read_ahead` has the background thread make a read before anyone asks (the start page's, while
+someone signs in); a caller asking for it meanwhile waits for that read instead of making its own.
+
 Callers get a deep copy of what is kept (as Streamlit's caches give), so no page changes another's.
 Nothing here touches Streamlit: the background thread has no session, and Streamlit warns whenever
 its caches are used from such a thread.
@@ -21,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 FRESH_S = 5  # the live parts of every page refresh on this rhythm
@@ -35,7 +38,7 @@ R = TypeVar("R")
 _kept: dict[tuple, tuple[float, object]] = {}  # (read, *arguments) -> (monotonic time read, value)
 _lock = threading.Lock()
 _generation = 0  # counts expire() calls
-_rereading: set[tuple] = set()
+_rereading: dict[tuple, tuple[Future, bool]] = {}  # reads under way in the background: whether read ahead
 _background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-reread")
 _inside = threading.local()  # .reading: a read is running in this thread (what it reads must be fresh)
 
@@ -60,11 +63,29 @@ def live(read: Callable[P, R]) -> Callable[P, R]:
         if age < FRESH_S:
             return copy.deepcopy(found[1])
         if age < STALE_S and not getattr(_inside, "reading", False):
-            _reread_later(key, read, args)
+            _reread_later(key, read, args, REREAD_AFTER_S, False)
             return copy.deepcopy(found[1])
+        with _lock:
+            under_way, ahead = _rereading.get(key, (None, False))
+        if ahead and not getattr(_inside, "reading", False) and under_way.result():  # read ahead: wait for it
+            with _lock:
+                found = _kept.get(key)
+            if found is not None:
+                return copy.deepcopy(found[1])
         return copy.deepcopy(_read(key, read, args))
 
     return kept
+
+
+def read_ahead(kept: Callable[P, R], *args: P.args) -> None:
+    """Has the background thread make a kept read now, unless it is kept or under way (a page that is
+    about to be asked for: the start page while someone signs in); its caller then waits for it."""
+    read = kept.__wrapped__  # type: ignore[attr-defined]
+    key = (read.__qualname__, *args)
+    with _lock:
+        if key in _kept:
+            return
+    _reread_later(key, read, args, 0.0, True)
 
 
 def _read(key: tuple, read: Callable, args: tuple) -> object:
@@ -83,22 +104,22 @@ def _read(key: tuple, read: Callable, args: tuple) -> object:
     return value
 
 
-def _reread_later(key: tuple, read: Callable, args: tuple) -> None:
-    with _lock:
-        if key in _rereading:
-            return
-        _rereading.add(key)
+def _reread_later(key: tuple, read: Callable, args: tuple, after_s: float, ahead: bool) -> None:
+    """Read in the background thread after_s from now (once at a time per read and arguments)."""
+    due = time.monotonic() + after_s
 
-    due = time.monotonic() + REREAD_AFTER_S  # the page that asked is drawn first (they share the interpreter)
-
-    def reread() -> None:
+    def reread() -> bool:
         time.sleep(max(0.0, due - time.monotonic()))
         try:
             _read(key, read, args)
+            return True
         except Exception:
-            log.exception("dashboard: reading %s again failed (pages keep the last read)", key[0])
+            log.exception("dashboard: reading %s in the background failed (pages keep the last read)", key[0])
+            return False
         finally:
             with _lock:
-                _rereading.discard(key)
+                _rereading.pop(key, None)
 
-    _background.submit(reread)
+    with _lock:
+        if key not in _rereading:
+            _rereading[key] = (_background.submit(reread), ahead)

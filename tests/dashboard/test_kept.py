@@ -5,11 +5,11 @@ Time is moved by ageing what is kept (a test waits on nothing but the background
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from dashboards import kept
+from tests.conftest import wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -25,13 +25,6 @@ def _age(seconds: float, read: str = "") -> None:
         for key, (at, value) in list(kept._kept.items()):
             if key[0].endswith(read):
                 kept._kept[key] = (at - seconds, value)
-
-
-def _until(condition, what: str) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
 
 
 def test_fresh_reads_are_kept_and_stale_ones_returned_at_once_while_read_again():
@@ -52,11 +45,11 @@ def test_fresh_reads_are_kept_and_stale_ones_returned_at_once_while_read_again()
     source["value"] = 2
     _age(kept.FRESH_S + 1)
     assert read("a") == [1]  # stale: at once, while it is read again in the background (held)
-    _until(lambda: len(calls) == 2, "read again")
+    wait_until(lambda: len(calls) == 2, what="read again")
     assert read("a") == [1] and len(calls) == 2  # one reading again at a time
     assert calls[1].startswith("dashboard-reread")
     go_on.set()
-    _until(lambda: read("a") == [2], "the new read is kept")
+    wait_until(lambda: read("a") == [2], what="the new read is kept")
     assert len(calls) == 2
 
 
@@ -94,7 +87,7 @@ def test_a_read_begun_before_expire_is_not_kept():
     source["value"] = 2
     kept.expire()  # the write happened while that read was under way
     go_on.set()
-    _until(lambda: not kept._rereading, "the background read is done")
+    wait_until(lambda: not kept._rereading, what="the background read is done")
     assert read() == 2
 
 
@@ -115,3 +108,24 @@ def test_what_a_read_reads_in_turn_is_fresh():
     _age(kept.STALE_S + 1, "outer")  # too old: read anew, and with it inner, fresh
     assert outer() == 20
     assert inner() == 2
+
+
+def test_a_read_made_ahead_is_waited_for_not_made_twice():
+    calls = []
+    started, go_on = threading.Event(), threading.Event()
+
+    @kept.live
+    def read() -> str:
+        calls.append(threading.current_thread().name)
+        started.set()
+        assert go_on.wait(10)
+        return "read"
+
+    kept.read_ahead(read)
+    assert started.wait(10)  # the background thread is reading
+    kept.read_ahead(read)  # under way: not asked twice
+    threading.Timer(0.2, go_on.set).start()
+    assert read() == "read"  # waited for the read ahead
+    assert len(calls) == 1 and calls[0].startswith("dashboard-reread")
+    kept.read_ahead(read)  # kept: nothing to do
+    assert len(calls) == 1
