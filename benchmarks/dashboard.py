@@ -9,9 +9,9 @@ numpy (the simulator at 10 s would take ~15 min for this); the seed is kept in
 var/bench-dashboard/ and reused (delete it to reseed).
 
 Each page runs under Streamlit's AppTest (the server side of a browser session, signed in): cold
-(caches cleared, as after the 5 s cache expiry) and warm. Baseline in the same run: an empty page
-under the same harness. Map payload: the bytes of the deck sent for the Map page's default view.
-The same pages in a real browser: benchmarks/dashboard_browser.py.
+(nothing kept: every read made by the page, as after a minute unread or a write) and warm.
+Baseline in the same run: an empty page under the same harness. Map payload: the bytes of the deck
+sent for the Map page's default view. The same pages in a real browser: benchmarks/dashboard_browser.py.
 
 Run: make bench   (or: python -m benchmarks.dashboard)
 """
@@ -191,7 +191,7 @@ def _timed(run) -> float:
 
 def measure(folder: Path) -> tuple[dict[str, tuple[float, float]], float, int, float]:
     """Per page (cold median, warm median) seconds; the first load after a start; the map's deck
-    bytes; the empty page's median. Cold = every live cache expired, as each 5 s refresh sees it."""
+    bytes; the empty page's median. Cold = nothing kept (data.expire()), every read made by the page."""
     from streamlit.testing.v1 import AppTest
 
     from dashboards import data

@@ -1,5 +1,5 @@
 """The Streamlit control tower: `tower dashboard` runs this file. Every page needs a signed-in person
-(dashboards/auth.py); pages live in views/ and read through data.py, the one cached data-access layer."""
+(dashboards/auth.py); pages live in views/ and read through data.py, the one data-access layer."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ SERIES_POINTS = charts.CHART_POINTS  # a device's readings over a period: at mos
 
 @dataclass(frozen=True)
 class Source:
-    """Where the dashboard reads from; every cache is keyed by it."""
+    """Where the dashboard reads from; every kept read is keyed by it."""
 
     store: str
     alerts_db: str
