@@ -23,6 +23,14 @@ STATUS_COLOURS: dict[str, tuple[int, int, int]] = {
     Progress.CANCELLED: (120, 120, 120),
 }
 UNPLANNED_COLOUR = (90, 90, 90)  # a tracker reporting with no shipment planned for it
+URGENCY = (Progress.EXCURSION, Progress.LATE, Progress.AT_RISK, Progress.ON_TIME, Progress.PLANNED,
+           Progress.DELIVERED, Progress.CANCELLED)  # fmt: skip
+
+
+def most_urgent_first(table: pd.DataFrame) -> pd.DataFrame:
+    """Shipments by status, the most urgent first (URGENCY), then by promised time."""
+    rank = table["status"].map({status: n for n, status in enumerate(URGENCY)})
+    return table.assign(_rank=rank).sort_values(["_rank", "promised_ms"], kind="stable").drop(columns="_rank")
 
 
 def unplanned_trackers(latest: pd.DataFrame, master: MasterData) -> pd.DataFrame:

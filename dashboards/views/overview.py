@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboards import data, ui
 from dashboards.maps import legend
+from dashboards.shipments import most_urgent_first
 from tower.domain import ON_THE_ROAD
 
 HEIGHT = 420
@@ -24,7 +25,7 @@ def live() -> None:
     st.pydeck_chart(data.network_map(src, on_road, [], ui.when, HEIGHT, detail=False), height=HEIGHT,
                     key="overview_map")  # fmt: skip
     st.subheader("Needs attention")
-    attention = on_road[on_road["status"] != "on time"].sort_values(["status", "promised_ms"])
+    attention = most_urgent_first(on_road[on_road["status"] != "on time"])
     if attention.empty:
         st.success("Every shipment on the road is on time and in range.")
         return

@@ -13,6 +13,7 @@ from dashboards.maps import NEUTRAL, ROUTE, SHIPMENT, TRAIL, Deck, dot, fit, lay
 from dashboards.shipments import STATUS_COLOURS
 
 REPLAY_HEIGHT = 380
+LISTED = 100  # the picker lists at most this many of what Find matches, most urgent first (each a label sent)
 REPLAY_STEPS = 240  # the replay's slider has about this many times over the planned trip (each a label)
 st.title("Shipment")
 src = data.source()
@@ -24,21 +25,24 @@ plans = data.master(src).plans
 wanted = st.query_params.get("shipment")
 search, pick = st.columns([1, 2])
 needle = search.text_input("Find", key="shipment_search", placeholder="shipment id, order or customer reference")
-found = table.sort_values(["status", "promised_ms"])
+found = shipments.most_urgent_first(table)
 if needle:
     words = needle.strip().lower()
     found = found[[words in " ".join([s, o, c, *plans[s].shipment.references.values()]).lower()
                    for s, o, c in zip(found["shipment"], found["order"], found["customer"], strict=True)]]  # fmt: skip
-ids = list(found["shipment"])
+matches = len(found)
+ids = list(found["shipment"].iloc[:LISTED])
 if wanted in set(table["shipment"]) and wanted not in ids and not needle:
     ids.insert(0, wanted)
 if not ids:
     st.warning(f"No shipment matches '{needle}'.")
     st.stop()
 labels = {row.shipment: f"{row.shipment} · {row.customer} · {row.order or 'no order'} · {row.status}"
-          for row in table.itertuples(index=False)}  # fmt: skip
+          for row in table[table["shipment"].isin(ids)].itertuples(index=False)}  # fmt: skip
 chosen = pick.selectbox("Shipment", ids, index=ids.index(wanted) if wanted in ids else 0, key="shipment_id",
                         format_func=labels.get)  # fmt: skip
+if matches > LISTED:
+    pick.caption(f"{LISTED} of {matches} listed, the most urgent first: Find narrows them.")
 st.query_params["shipment"] = chosen
 
 

@@ -119,6 +119,12 @@ def test_replay_times_and_chart_points_are_bounded_and_a_chosen_time_stays(var):
     assert thin["ts_ms"].is_monotonic_increasing and charts.thinned(frame.iloc[:10]).equals(frame.iloc[:10])
 
 
+def test_shipments_most_urgent_first():
+    statuses = ["delivered", "on time", "at risk", "late", "excursion", "at risk", "planned"]
+    table = pd.DataFrame({"shipment": list("abcdefg"), "promised_ms": [7, 6, 5, 4, 3, 2, 1], "status": statuses})
+    assert list(shipments.most_urgent_first(table)["shipment"]) == list("edfcbga")  # at risk: the earlier promise first
+
+
 def test_equipment_health_warehouse_conditions_and_dock_doors(var):
     src = data.source()
     ranked = data.equipment_health(src)
