@@ -129,10 +129,29 @@ def deck(shipments: pd.DataFrame, routes: dict[str, Route], sites: tuple[Site, .
     shipment planned (device_id, lat, lon), drawn at their newest position; `when`: formats a time
     for the tooltips; `detail`: draw the shown shipments' planned routes and their sites' geofences
     (for a few shipments: at the whole network's zoom a geofence is smaller than a pixel, and
-    thousands of routes would hide the shipments). Drawn in this order, the later on top: routes,
-    geofences, trails, sites, trackers with no plan, shipments."""
-    status_of = dict(zip(shipments["shipment"], shipments["status"], strict=True))
-    dots = []
+    thousands of routes would hide the shipments). Drawn in this order, the later on top: sites,
+    shipments, trackers with no plan, then the small dots of routes, geofences and trails (after what
+    can be selected, so that their growing never moves a selection); a trail's dot tells, and
+    selects, its shipment."""
+    dots = []  # what can be selected first: the chart keeps a selection by index, which lines would move
+    health = site_health.set_index("site") if not site_health.empty else pd.DataFrame(columns=["machines", "health"])
+    for site in sites:
+        machines = int(health["machines"].get(site.id, 0))
+        worst = health["health"].get(site.id) if machines else None
+        equipment = f"\n{machines} machines, worst health {worst:.0f}" if machines and pd.notna(worst) else ""
+        dots.append(dot(SITE, site.id, [site.lon, site.lat], [255, 255, 255, 200], 8,
+                        f"{site.name} ({site.type}){equipment}", _rgb(SITE_COLOUR, 255), 3))  # fmt: skip
+    white, tips = [255, 255, 255, 230], {}
+    for row in shipments.itertuples(index=False):
+        tips[row.shipment] = tip = (f"{row.shipment} · {row.status}\n{row.lane} · {row.cargo} · {row.customer}\n"
+               f"promised {when(row.promised_ms)}\n"
+               + (f"arrived {when(row.arrival_ms)}" if pd.notna(row.arrival_ms) else f"ETA {when(row.eta_ms)}")
+               + (f"\n{row.open_alerts} open alert(s), worst {row.worst}" if row.open_alerts else ""))  # fmt: skip
+        dots.append(dot(SHIPMENT, row.shipment, [round(row.lon, 5), round(row.lat, 5)],
+                        _rgb(STATUS_COLOURS[row.status], 230), 6, tip, white, 1))  # fmt: skip
+    for device, lat, lon in zip(unplanned["device_id"], unplanned["lat"], unplanned["lon"], strict=True):
+        dots.append(dot(TRACKER, device, [round(lon, 5), round(lat, 5)], _rgb(UNPLANNED_COLOUR, 200), 5,
+                        f"{device}: no shipment planned"))  # fmt: skip
     if detail:
         grey = _rgb(NEUTRAL, 150)
         for lane in [lane for lane in dict.fromkeys(shipments["lane"]) if lane in routes]:
@@ -141,28 +160,11 @@ def deck(shipments: pd.DataFrame, routes: dict[str, Route], sites: tuple[Site, .
         for site in sites:
             if site.id in ends:
                 dots += [dot(FENCE, site.id, spot, grey, 1.5, f"geofence of {site.name}") for spot in fence_dots(site)]
+    status_of = dict(zip(shipments["shipment"], shipments["status"], strict=True))
     for shipment_id, path in trails.items():
         if shipment_id in status_of:
             colour = _rgb(STATUS_COLOURS[status_of[shipment_id]], 170)
-            dots += [dot(TRAIL, shipment_id, spot, colour, 2.5, f"{shipment_id}: travelled") for spot in thinned(path)]
-    health = site_health.set_index("site") if not site_health.empty else pd.DataFrame(columns=["machines", "health"])
-    for site in sites:
-        machines = int(health["machines"].get(site.id, 0))
-        worst = health["health"].get(site.id) if machines else None
-        equipment = f"\n{machines} machines, worst health {worst:.0f}" if machines and pd.notna(worst) else ""
-        dots.append(dot(SITE, site.id, [site.lon, site.lat], [255, 255, 255, 200], 8,
-                        f"{site.name} ({site.type}){equipment}", _rgb(SITE_COLOUR, 255), 3))  # fmt: skip
-    for device, lat, lon in zip(unplanned["device_id"], unplanned["lat"], unplanned["lon"], strict=True):
-        dots.append(dot(TRACKER, device, [round(lon, 5), round(lat, 5)], _rgb(UNPLANNED_COLOUR, 200), 5,
-                        f"{device}: no shipment planned"))  # fmt: skip
-    white = [255, 255, 255, 230]
-    for row in shipments.itertuples(index=False):
-        tip = (f"{row.shipment} · {row.status}\n{row.lane} · {row.cargo} · {row.customer}\n"
-               f"promised {when(row.promised_ms)}\n"
-               + (f"arrived {when(row.arrival_ms)}" if pd.notna(row.arrival_ms) else f"ETA {when(row.eta_ms)}")
-               + (f"\n{row.open_alerts} open alert(s), worst {row.worst}" if row.open_alerts else ""))  # fmt: skip
-        dots.append(dot(SHIPMENT, row.shipment, [round(row.lon, 5), round(row.lat, 5)],
-                        _rgb(STATUS_COLOURS[row.status], 230), 6, tip, white, 1))  # fmt: skip
+            dots += [dot(TRAIL, shipment_id, spot, colour, 2.5, tips[shipment_id]) for spot in thinned(path)]
     where = {site.id: (site.lon, site.lat) for site in sites}
     in_view = [tuple(d["position"]) for d in dots if d["kind"] in (SHIPMENT, TRACKER, TRAIL)]
     in_view += [where[s] for s in (*shipments["origin"], *shipments["destination"]) if s in where]

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import data, ui
-from dashboards.maps import POINTS, SHIPMENT, SITE, legend
+from dashboards.maps import POINTS, SHIPMENT, SITE, TRAIL, legend
 from dashboards.shipments import STATUS_COLOURS
 from tower.domain import ON_THE_ROAD
 
@@ -27,9 +27,20 @@ chosen = {
 
 
 def _selected(kind: str) -> str | None:
-    """The id of the shipment or site selected on the map, if one of that kind is."""
-    picked = st.session_state.get("map", {}).get("selection", {}).get("objects", {}).get(POINTS, [])
-    return picked[0].get("id") if picked and picked[0].get("kind") == kind else None
+    """The id of the shipment or site selected on the map, if one of that kind is. The chart keeps a
+    selection as an index into the layer's data and, when a refresh moves the data, hands back what is
+    now at that index: the choice is kept here by id, and only a click elsewhere changes it."""
+    selection = st.session_state.get("map", {}).get("selection", {})
+    indices, objects = selection.get("indices", {}).get(POINTS, []), selection.get("objects", {}).get(POINTS, [])
+    if not indices or not objects:
+        st.session_state.pop("map_picked", None)
+        return None
+    picked = st.session_state.get("map_picked")
+    if picked is None or picked["index"] != indices[0]:  # a click, not a refresh
+        clicked = objects[0].get("kind")
+        picked = {"index": indices[0], "kind": SHIPMENT if clicked == TRAIL else clicked, "id": objects[0].get("id")}
+        st.session_state["map_picked"] = picked
+    return picked["id"] if picked["kind"] == kind else None
 
 
 def shipment_panel(shipment_id: str) -> None:

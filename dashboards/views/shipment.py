@@ -103,7 +103,7 @@ def replay(detail: data.ShipmentDetail) -> None:
         st.caption("Not enough positions to replay.")
         return
     times = shipments.replay_times([int(ts) for ts in track["ts_ms"]], detail.plan, REPLAY_STEPS)
-    at = st.select_slider("Time", times, value=times[-1], key="replay_at", format_func=ui.when)
+    at = st.select_slider("Time", times, value=times[-1], key=f"replay_at_{chosen}", format_func=ui.when)
     upto = track[track["ts_ms"] <= at]
     path = [[round(lon, 5), round(lat, 5)] for lat, lon in zip(upto["lat"], upto["lon"], strict=True)]
     here = upto.iloc[-1]

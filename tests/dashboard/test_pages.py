@@ -113,9 +113,10 @@ def test_map_filters_and_colours_that_mean_only_status(var):
     assert any("at risk (1)" in caption.value for caption in app.caption)  # the legend counts what is shown
 
 
-def _select(app: AppTest, layer: str, picked: dict) -> AppTest:
-    """What the browser sends back when a point of a pickable layer is clicked."""
-    app.session_state["map"] = {"selection": {"indices": {layer: [0]}, "objects": {layer: [picked]}}}
+def _select(app: AppTest, layer: str, picked: dict, index: int = 0) -> AppTest:
+    """What the browser sends back when a point of a pickable layer is clicked (or, after a refresh
+    that moved the layer's data, what is now at the selected index)."""
+    app.session_state["map"] = {"selection": {"indices": {layer: [index]}, "objects": {layer: [picked]}}}
     return app.run()
 
 
@@ -127,9 +128,13 @@ def test_selecting_a_shipment_shows_its_eta_the_reason_and_a_link(var):
     link = app.get("page_link")[0].proto
     assert (link.page, link.query_string) == ("shipment", "shipment=SHP-ANT-LIE-02")
     assert "SHP-ANT-LIE-02" in [t["id"] for t in _points(_decks(app)[0], "trail")]
-    app = _select(page("map"), POINTS, {"kind": "site", "id": "dc-rotterdam"})
+    app = _select(app, POINTS, {"kind": "site", "id": "cust-gent"})  # the data moved under the same index
+    assert [s.value for s in app.subheader] == ["Shipment SHP-ANT-LIE-02 · at risk"]  # the choice stays
+    app = _select(page("map"), POINTS, {"kind": "site", "id": "dc-rotterdam"}, index=3)
     assert [s.value for s in app.subheader] == ["Site dc-rotterdam"]
     assert "wh-rtm-chilled" in app.dataframe[0].value["sensor"].tolist()
+    app = _select(app, POINTS, {"kind": "trail", "id": "SHP-ANT-LIE-02"}, index=40)  # a trail's dot: its shipment
+    assert [s.value for s in app.subheader] == ["Shipment SHP-ANT-LIE-02 · at risk"]
 
 
 def test_shipment_page_shows_full_times_in_the_chosen_zone(var):
@@ -141,7 +146,7 @@ def test_shipment_page_shows_full_times_in_the_chosen_zone(var):
     app.selectbox(key="zone").set_value("Europe/Amsterdam").run()
     promised = [m.value for m in app.markdown if m.value.startswith("**2026-")]
     assert promised and all(value.endswith(" CET**") for value in promised), promised
-    assert app.select_slider(key="replay_at").value is not None
+    assert app.select_slider(key="replay_at_SHP-ANT-LIE-02").value is not None
     assert "CET" in app.caption[-1].value  # the replay's "At ..." line
 
 
