@@ -76,3 +76,14 @@ def eta_band(eta: pd.DataFrame, promised_ms: int, zone: ZoneInfo) -> alt.LayerCh
     promised = pd.DataFrame({"promised": local(pd.Series([promised_ms]), zone)})
     rule = alt.Chart(promised).mark_rule(color=LIMIT_COLOUR, strokeDash=[6, 3]).encode(y="promised:T")
     return alt.layer(band, line, rule).properties(height=240)
+
+
+def openings(doors: pd.DataFrame, zone: ZoneInfo) -> alt.Chart:
+    """Dock door openings per hour (hour_ms, the hour's start) and sensor, stacked."""
+    data = doors.assign(hour=local(doors["hour_ms"], zone))
+    axis = _time_axis(f"hour ({_zone_name(zone, doors['hour_ms'])})")
+    return (alt.Chart(data).mark_bar().encode(x=alt.X("hour:T", axis=axis, timeUnit="yearmonthdatehours"),
+                                              y=alt.Y("openings:Q", title="openings"), color="sensor:N",
+                                              tooltip=["sensor", alt.Tooltip("hour:T", format="%Y-%m-%d %H:%M"),
+                                                       "openings", alt.Tooltip("open_min:Q", format=".0f")])
+            .properties(height=200))  # fmt: skip

@@ -21,7 +21,7 @@ import pydeck as pdk
 from alerts.book import AlertBook
 from alerts.rules import ColdChainRule, PredictedDelayRule, Rule, RuleSet, TrendRule, load_rules
 from alerts.shipment_view import RuleRoles, ShipmentView, shipment_views
-from dashboards import charts, health, kept, kpis, maps, shipments
+from dashboards import health, kept, kpis, maps, shipments
 from dashboards.kept import expire, live
 from tower.config import load_settings
 from tower.contract import DeviceKind
@@ -38,7 +38,7 @@ REFRESH_S = kept.FRESH_S
 MINUTE, HOUR, DAY_MS = 60_000, 3_600_000, 86_400_000
 MAX_TRAILS = 25  # the map draws travelled trails for at most this many shipments at once
 TRACK_EVERY_MS = MINUTE  # shipment detail: positions and temperatures as 1-minute means
-SERIES_POINTS = charts.CHART_POINTS  # a device's readings over a period: at most this many means
+SERIES_POINTS = 720  # a device's readings over a period: at most this many means (charts draw fewer)
 
 
 @dataclass(frozen=True)
@@ -338,10 +338,10 @@ def dock_activity(src: Source, site: str, period_ms: int) -> pd.DataFrame:
         is_open = frame["dock_door_open"].fillna(False).astype(bool)
         spans = frame["ts_ms"].diff().shift(-1).fillna(0)
         hours.append(pd.DataFrame({
-            "sensor": sensor, "hour": frame["ts"].dt.floor("h"), "openings": is_open & ~is_open.shift(fill_value=False),
-            "open_min": spans.where(is_open, 0) / MINUTE,
-        }).groupby(["sensor", "hour"], as_index=False).sum())  # fmt: skip
-    frame = pd.concat(hours, ignore_index=True) if hours else pd.DataFrame(columns=["sensor", "hour", "openings",
+            "sensor": sensor, "hour_ms": frame["ts_ms"] // HOUR * HOUR,
+            "openings": is_open & ~is_open.shift(fill_value=False), "open_min": spans.where(is_open, 0) / MINUTE,
+        }).groupby(["sensor", "hour_ms"], as_index=False).sum())  # fmt: skip
+    frame = pd.concat(hours, ignore_index=True) if hours else pd.DataFrame(columns=["sensor", "hour_ms", "openings",
                                                                                     "open_min"])  # fmt: skip
     return frame[frame["openings"] > 0].reset_index(drop=True)
 

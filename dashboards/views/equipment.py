@@ -24,7 +24,9 @@ st.query_params["equipment"] = machine
 def live() -> None:
     period = ui.period_ms()
     st.subheader("Ranked by risk")
-    st.caption("Health 100 = every signal in its healthy range, 0 = at a limit or in fault; open alerts cap it.")
+    st.caption("Health 100 = every signal in its healthy range, 0 = at a limit or in fault; open alerts cap it. "
+               "hours_to_limit: an open trend alert's projection (blank: none open); below, the chosen "
+               "machine's own projection for each signal.")  # fmt: skip
     ui.table(data.equipment_health(src), "equipment_health")
     group = master.machines.get(machine)
     where = f"{group.type} at {master.site_names.get(group.site, group.site)}" if group else "not in master data"

@@ -42,7 +42,7 @@ def live() -> None:
     st.subheader("Dock doors")
     doors = data.dock_activity(src, site, period)
     if not doors.empty:
-        st.bar_chart(doors, x="hour", y="openings", color="sensor", height=200)
+        st.altair_chart(charts.openings(doors, ui.zone()), width="stretch")
         ui.table(doors, "dock_doors")
     else:
         st.caption("No dock door openings in the period.")
