@@ -251,8 +251,11 @@ def shipment_detail(src: Source, shipment_id: str) -> ShipmentDetail | None:
     delay = m.rule_for(PredictedDelayRule, plan)
     eta = shipments.eta_band(plan, delay, m.data, on_road) if delay else None
     mine = alerts_frame(src, plan.departure_ms - HOUR).query("entity == @shipment_id")
+    book = _book(src.alerts_db)
+    steps = [{**step, "rule": rule} for alert_id, rule in zip(mine["id"], mine["rule"], strict=True)
+             for step in book.history(alert_id)]  # fmt: skip
     cold = m.rule_for(ColdChainRule, plan) if plan.cargo_type.controlled else None
-    return ShipmentDetail(plan, row, track, eta, shipments.timeline(plan, on_road, mine, row["arrival_ms"]),
+    return ShipmentDetail(plan, row, track, eta, shipments.timeline(plan, on_road, steps, row["arrival_ms"]),
                           row["excursion_min"],
                           cold.budget / MINUTE if cold and cold.budget is not None else None)  # fmt: skip
 

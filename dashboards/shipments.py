@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from alerts.book import ENGINE
 from alerts.conditions import PredictedDelay
 from alerts.rules import PredictedDelayRule
 from tower.domain import Progress
@@ -69,9 +70,11 @@ def replay_times(times: list[int], plan: ShipmentPlan, steps: int) -> list[int]:
     return sorted({*firsts.values(), times[-1]})
 
 
-def timeline(plan: ShipmentPlan, track: pd.DataFrame, alerts: pd.DataFrame, arrived_ms: float | None) -> pd.DataFrame:
-    """What happened to a shipment, in event time: departure, sites entered and left, alerts, arrival
-    (`arrived_ms`: the confirmed arrival, tower.domain's definition)."""
+def timeline(plan: ShipmentPlan, track: pd.DataFrame, steps: list[dict], arrived_ms: float | None) -> pd.DataFrame:
+    """What happened to a shipment: departure, sites entered and left, arrival (`arrived_ms`: the
+    confirmed arrival, tower.domain's definition), in event time, and each step of its alerts as the
+    audit trail has it (`steps`: the book's history rows with their rule: what the engine said
+    at that step, in event time; a person's action at the time they took it)."""
     events = [(plan.departure_ms, "planned departure", plan.origin.label)]
     previous = None
     for ts, lat, lon in track[["ts_ms", "lat", "lon"]].itertuples(index=False):
@@ -86,10 +89,9 @@ def timeline(plan: ShipmentPlan, track: pd.DataFrame, alerts: pd.DataFrame, arri
         previous = here
     if arrived_ms is not None and not pd.isna(arrived_ms):
         events.append((arrived_ms, "delivered", plan.destination.label))
-    for alert in alerts.to_dict("records"):
-        events.append((alert["opened_ms"], f"alert {alert['rule']} ({alert['severity']})", alert["detail"]))
-        if alert["resolved_ms"] is not None and not pd.isna(alert["resolved_ms"]):
-            events.append((alert["resolved_ms"], f"alert {alert['rule']} resolved", ""))
+    for step in steps:
+        by = "" if step["actor"] == ENGINE else f" by {step['actor']}"
+        events.append((step["at_ms"], f"alert {step['rule']} {step['status']}{by}", step["note"]))
     events.append((plan.promised_ms, "promised delivery", plan.destination.label))
     frame = pd.DataFrame(events, columns=["ts_ms", "event", "detail"])
     return frame.sort_values("ts_ms", kind="stable", ignore_index=True)
