@@ -96,6 +96,7 @@ if allowed:
                 st.error(str(problem))
             else:
                 st.session_state["_alerts_done"] = f"{acted['id']} is {acted['status']} (by {person.name})."
+                st.session_state.pop("note", None)  # the note went with this action, not the next
                 st.rerun()  # the queue, this alert and its audit trail show it at once
 elif NEXT_ACTIONS[alert["status"]]:
     st.caption(f"You are signed in as a {person.role}: acknowledging and resolving take the operator role.")
