@@ -104,7 +104,8 @@ class AlertBook:
                 self.db.execute("DELETE FROM alerts WHERE id=?", (current["id"],))
                 self.db.execute("DELETE FROM transitions WHERE alert_id=?", (current["id"],))
                 return None
-            resolution = change.resolution or f"condition cleared: {change.detail}"
+            cleared = f"condition cleared: {change.detail}" if change.detail else "condition cleared"
+            resolution = change.resolution or cleared
             self._resolve(current, change.at_ms, wall_ms, ENGINE, resolution, resolution)
             return Event(self.get(current["id"]), "resolved")
 

@@ -86,7 +86,9 @@ if done:
 
 allowed = [a for a in NEXT_ACTIONS[alert["status"]] if person.may(data.ACTION_PERMISSION[a])]
 if allowed:
-    note = st.text_input("Note for the audit trail", key="note")
+    # one field per alert and status: after an action the next one starts empty (the browser keeps a
+    # field's text across reruns whatever the server's state says)
+    note = st.text_input("Note for the audit trail", key=f"note_{alert['id']}_{alert['status']}")
     for column, action in zip(st.columns(len(allowed) + 3), allowed, strict=False):
         if column.button(action.capitalize(), key=f"act_{action}", type="primary" if action == allowed[0] else
                          "secondary"):  # fmt: skip
@@ -96,7 +98,6 @@ if allowed:
                 st.error(str(problem))
             else:
                 st.session_state["_alerts_done"] = f"{acted['id']} is {acted['status']} (by {person.name})."
-                st.session_state.pop("note", None)  # the note went with this action, not the next
                 st.rerun()  # the queue, this alert and its audit trail show it at once
 elif NEXT_ACTIONS[alert["status"]]:
     st.caption(f"You are signed in as a {person.role}: acknowledging and resolving take the operator role.")

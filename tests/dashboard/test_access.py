@@ -63,7 +63,7 @@ def test_an_operators_acknowledgement_is_recorded_under_their_name(var):
     book = AlertBook(var / "alerts.db")
     alert = _firing(var)
     app = page("alerts", role="operator", alert=alert["id"])
-    app.text_input(key="note").input("on my way")
+    app.text_input(key=f"note_{alert['id']}_firing").input("on my way")
     app.button(key="act_acknowledge").click().run()
     assert not app.exception
     acked = book.get(alert["id"])
@@ -76,7 +76,7 @@ def test_an_operators_acknowledgement_is_recorded_under_their_name(var):
     assert app.table[0].value.iloc[-1].tolist()[1:] == ["acknowledged", "operator", "on my way"]
     assert app.button(key="act_resolve") and not [b for b in app.button if b.key == "act_acknowledge"]
     assert any("is acknowledged (by operator)" in s.value for s in app.success)
-    assert app.text_input(key="note").value == ""  # the note went with the acknowledgement
+    assert app.text_input(key=f"note_{alert['id']}_acknowledged").value == ""  # the note went with the ack
     queue = app.dataframe[0].value
     assert queue.loc[queue["id"] == alert["id"], "status"].tolist() == ["acknowledged"]
 

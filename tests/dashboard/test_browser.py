@@ -146,6 +146,8 @@ def test_an_operator_acknowledges_from_the_queue_and_sees_it_without_a_reload(se
     trail = found(browser, '[data-testid="stTable"]')[0].find_elements(By.CSS_SELECTOR, "tr")[-1].text
     assert "acknowledged" in trail and "operator" in trail and "on my way" in trail, trail
     assert book.get(first["id"])["acked_by"] == "operator"
+    notes = found(browser, 'input[aria-label="Note for the audit trail"]')  # the next action's: empty
+    assert notes and notes[0].get_attribute("value") == "", notes[0].get_attribute("value")
     browser.save_screenshot(str(SCREENSHOTS / "alerts.png"))
     # the engine brings the detail of a firing alert up to date: the open alert shows it without a reload
     rule = load_rules("default").rules[0].model_copy(update={"id": first["rule"]})
