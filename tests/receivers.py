@@ -23,8 +23,17 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.received.append((time.time(), self.path, json.loads(body or b"{}")))
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                try:  # a sender killed mid-request leaves a truncated one: refused, as a real receiver would
+                    received = json.loads(body) if body and len(body) == length else None
+                except ValueError:
+                    received = None
+                if not isinstance(received, dict):
+                    self.send_response(400)
+                    self.end_headers()
+                    return
+                receiver.received.append((time.time(), self.path, received))
                 self.send_response(receiver.status)
                 self.end_headers()
 
