@@ -38,7 +38,7 @@ R = TypeVar("R")
 _kept: dict[tuple, tuple[float, object]] = {}  # (read, *arguments) -> (monotonic time read, value)
 _lock = threading.Lock()
 _generation = 0  # counts expire() calls
-_rereading: dict[tuple, tuple[Future, bool]] = {}  # reads under way in the background: whether read ahead
+_under_way: dict[tuple, tuple[Future, bool]] = {}  # reads under way in the background: whether read ahead
 _background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-reread")
 _inside = threading.local()  # .reading: a read is running in this thread (what it reads must be fresh)
 
@@ -63,10 +63,10 @@ def live(read: Callable[P, R]) -> Callable[P, R]:
         if age < FRESH_S:
             return copy.deepcopy(found[1])
         if age < STALE_S and not getattr(_inside, "reading", False):
-            _reread_later(key, read, args, REREAD_AFTER_S, False)
+            _in_background(key, read, args, REREAD_AFTER_S, False)
             return copy.deepcopy(found[1])
         with _lock:
-            under_way, ahead = _rereading.get(key, (None, False))
+            under_way, ahead = _under_way.get(key, (None, False))
         if ahead and not getattr(_inside, "reading", False) and under_way.result():  # read ahead: wait for it
             with _lock:
                 found = _kept.get(key)
@@ -85,7 +85,7 @@ def read_ahead(kept: Callable[P, R], *args: P.args) -> None:
     with _lock:
         if key in _kept:
             return
-    _reread_later(key, read, args, 0.0, True)
+    _in_background(key, read, args, 0.0, True)
 
 
 def _read(key: tuple, read: Callable, args: tuple) -> object:
@@ -104,7 +104,7 @@ def _read(key: tuple, read: Callable, args: tuple) -> object:
     return value
 
 
-def _reread_later(key: tuple, read: Callable, args: tuple, after_s: float, ahead: bool) -> None:
+def _in_background(key: tuple, read: Callable, args: tuple, after_s: float, ahead: bool) -> None:
     """Read in the background thread after_s from now (once at a time per read and arguments)."""
     due = time.monotonic() + after_s
 
@@ -118,8 +118,8 @@ def _reread_later(key: tuple, read: Callable, args: tuple, after_s: float, ahead
             return False
         finally:
             with _lock:
-                _rereading.pop(key, None)
+                _under_way.pop(key, None)
 
     with _lock:
-        if key not in _rereading:
-            _rereading[key] = (_background.submit(reread), ahead)
+        if key not in _under_way:
+            _under_way[key] = (_background.submit(reread), ahead)

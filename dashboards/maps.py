@@ -92,7 +92,7 @@ def route_dots(route: Route, count: int = ROUTE_DOTS) -> list[list[float]]:
     return [[round(lon, 5), round(lat, 5)] for lat, lon in spots]
 
 
-def thinned(path: list[list[float]], count: int = TRAIL_DOTS) -> list[list[float]]:
+def sampled(path: list[list[float]], count: int = TRAIL_DOTS) -> list[list[float]]:
     """At most `count` of a path's points, evenly picked, its newest kept."""
     step = max(1, math.ceil(len(path) / count))
     return path[::-1][::step][::-1]
@@ -164,7 +164,7 @@ def deck(shipments: pd.DataFrame, routes: dict[str, Route], sites: tuple[Site, .
     for shipment_id, path in trails.items():
         if shipment_id in status_of:
             colour = _rgb(STATUS_COLOURS[status_of[shipment_id]], 170)
-            dots += [dot(TRAIL, shipment_id, spot, colour, 2.5, tips[shipment_id]) for spot in thinned(path)]
+            dots += [dot(TRAIL, shipment_id, spot, colour, 2.5, tips[shipment_id]) for spot in sampled(path)]
     where = {site.id: (site.lon, site.lat) for site in sites}
     in_view = [tuple(d["position"]) for d in dots if d["kind"] in (SHIPMENT, TRACKER, TRAIL)]
     in_view += [where[s] for s in (*shipments["origin"], *shipments["destination"]) if s in where]

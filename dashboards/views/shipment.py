@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import charts, data, shipments, ui
-from dashboards.maps import NEUTRAL, ROUTE, SHIPMENT, TRAIL, Deck, dot, fit, layer, route_dots, thinned
+from dashboards.maps import NEUTRAL, ROUTE, SHIPMENT, TRAIL, Deck, dot, fit, layer, route_dots, sampled
 from dashboards.shipments import STATUS_COLOURS
 
 REPLAY_HEIGHT = 380
@@ -110,7 +110,7 @@ def replay(detail: data.ShipmentDetail) -> None:
     colour = list(STATUS_COLOURS[detail.row["status"]])
     route = route_dots(detail.plan.route)
     dots = [dot(ROUTE, detail.plan.lane, spot, [*NEUTRAL, 150], 2, "planned route") for spot in route]
-    dots += [dot(TRAIL, chosen, spot, [*colour, 200], 3, "travelled") for spot in thinned(path)]
+    dots += [dot(TRAIL, chosen, spot, [*colour, 200], 3, "travelled") for spot in sampled(path)]
     dots.append(dot(SHIPMENT, chosen, [float(here["lon"]), float(here["lat"])], [*colour, 255], 7,
                     f"{chosen} at {ui.when(at)}", [255, 255, 255, 255], 2))  # fmt: skip
     view = fit([tuple(spot) for spot in route + path], REPLAY_HEIGHT)

@@ -87,7 +87,7 @@ def test_a_read_begun_before_expire_is_not_kept():
     source["value"] = 2
     kept.expire()  # the write happened while that read was under way
     go_on.set()
-    wait_until(lambda: not kept._rereading, what="the background read is done")
+    wait_until(lambda: not kept._under_way, what="the background read is done")
     assert read() == 2
 
 
