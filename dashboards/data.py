@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +20,7 @@ import pydeck as pdk
 from alerts.book import AlertBook
 from alerts.rules import ColdChainRule, PredictedDelayRule, Rule, RuleSet, TrendRule, load_rules
 from alerts.shipment_view import RuleRoles, ShipmentView, shipment_views
-from dashboards import health, kept, kpis, maps, shipments
+from dashboards import docks, health, kept, kpis, maps, shipments
 from dashboards.kept import expire, live
 from tower.config import load_settings
 from tower.contract import DeviceKind
@@ -71,7 +70,7 @@ class Master:
         self.site_names = {site.id: site.name for site in data.network.sites}
         self.machines: dict[str, Equipment] = data.machines
 
-    @cached_property
+    @functools.cached_property
     def routes(self) -> dict:
         """Planned routes to draw: every lane's, and the explicit route of any shipment without a lane."""
         routes = {lane.id: self.data.network.lane_route(lane.id) for lane in self.data.network.lanes}
@@ -330,22 +329,14 @@ def site_sensors(src: Source, site: str) -> pd.DataFrame:
 
 @live
 def dock_activity(src: Source, site: str, period_ms: int) -> pd.DataFrame:
-    """Dock door openings and minutes open per sensor and hour over the period (raw readings:
-    an opening is an edge, which means would blur)."""
+    """Dock door openings and minutes open per sensor and hour over the period (dashboards/docks.py)."""
     now = as_of(src)
     hours = []
     for sensor in site_sensors(src, site)["sensor"]:
-        frame = _with_ms(_store(src.store).readings(sensor, ["dock_door_open"], now - period_ms, now + 1))
-        if frame.empty or "dock_door_open" not in frame:
-            continue
-        is_open = frame["dock_door_open"].fillna(False).astype(bool)
-        spans = frame["ts_ms"].diff().shift(-1).fillna(0)
-        hours.append(pd.DataFrame({
-            "sensor": sensor, "hour_ms": frame["ts_ms"] // HOUR * HOUR,
-            "openings": is_open & ~is_open.shift(fill_value=False), "open_min": spans.where(is_open, 0) / MINUTE,
-        }).groupby(["sensor", "hour_ms"], as_index=False).sum())  # fmt: skip
-    frame = pd.concat(hours, ignore_index=True) if hours else pd.DataFrame(columns=["sensor", "hour_ms", "openings",
-                                                                                    "open_min"])  # fmt: skip
+        readings = _with_ms(_store(src.store).readings(sensor, ["dock_door_open"], now - period_ms, now + 1))
+        hours.append(docks.openings_per_hour(sensor, readings))
+    hours = [frame for frame in hours if not frame.empty]
+    frame = pd.concat(hours, ignore_index=True) if hours else pd.DataFrame(columns=docks.COLUMNS)
     return frame[frame["openings"] > 0].reset_index(drop=True)
 
 
